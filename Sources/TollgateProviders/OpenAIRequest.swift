@@ -1,0 +1,177 @@
+import TollgateCore
+
+/// What the gateway needs to know of an OpenAI-format request body, read in one validating pass.
+public struct OpenAIRequestFields: Sendable, Equatable {
+    public var model: String?
+    /// Byte range of the model string's contents (between the quotes), for an in-place rewrite.
+    public var modelRange: Range<Int>?
+    public var stream = false
+    /// `max_completion_tokens`, else `max_tokens`.
+    public var maxOutputTokens: Int?
+    /// `stream_options.include_usage` as the client sent it.
+    public var clientIncludeUsage = false
+    /// Byte range of the whole `stream_options` value, if present.
+    public var streamOptionsRange: Range<Int>?
+    /// Offset just after the top-level `{`.
+    public var bodyStart = 0
+    public var hasTools = false
+    public var hasToolResults = false
+    /// Bytes of the prompt (`messages` or `input` value): the base of the prompt-size bound.
+    public var promptBytes = 0
+
+    public init() {}
+
+    /// A request is agentic when it carries tool definitions or tool results.
+    public var agentic: Bool { hasTools || hasToolResults }
+
+    public static func scan(_ bytes: UnsafeRawBufferPointer) throws(JSONScanner.Failure) -> OpenAIRequestFields {
+        var fields = OpenAIRequestFields()
+        var scanner = JSONScanner(bytes)
+        guard try scanner.peekKind() == .object else { throw .malformed(offset: scanner.offset) }
+        fields.bodyStart = scanner.offset + 1
+        try scanner.forEachMember { (scanner, key) throws(JSONScanner.Failure) in
+            switch key {
+            case "model":
+                guard try scanner.peekKind() == .string else { throw .wrongType(param: "model", expected: "string") }
+                let range = try scanner.stringRange()
+                fields.modelRange = range
+                fields.model = try JSONScanner.decodeString(bytes, range)
+            case "stream":
+                switch try scanner.peekKind() {
+                case .bool: fields.stream = try scanner.readBool()
+                case .null: _ = try scanner.readNull()
+                default: throw .wrongType(param: "stream", expected: "boolean")
+                }
+            case "max_tokens", "max_completion_tokens":
+                switch try scanner.peekKind() {
+                case .number:
+                    guard let value = try scanner.readInteger(), value >= 0 else {
+                        throw .wrongType(param: key, expected: "non-negative integer")
+                    }
+                    if key == "max_completion_tokens" || fields.maxOutputTokens == nil { fields.maxOutputTokens = value }
+                case .null: _ = try scanner.readNull()
+                default: throw .wrongType(param: key, expected: "integer")
+                }
+            case "stream_options":
+                let start = scanner.offset
+                switch try scanner.peekKind() {
+                case .object:
+                    try scanner.forEachMember { (scanner, key) throws(JSONScanner.Failure) in
+                        if key == "include_usage", try scanner.peekKind() == .bool {
+                            fields.clientIncludeUsage = try scanner.readBool()
+                        } else {
+                            try scanner.skipValue()
+                        }
+                    }
+                    fields.streamOptionsRange = start..<scanner.offset
+                case .null:
+                    _ = try scanner.readNull()
+                    fields.streamOptionsRange = start..<scanner.offset
+                default: throw .wrongType(param: "stream_options", expected: "object")
+                }
+            case "tools", "functions":
+                if try scanner.peekKind() == .array {
+                    let range = try scanner.skipValue()
+                    fields.hasTools = fields.hasTools || Self.arrayIsNonEmpty(bytes, range)
+                } else {
+                    try scanner.skipValue()
+                }
+            case "messages":
+                guard try scanner.peekKind() == .array else { throw .wrongType(param: "messages", expected: "array") }
+                let start = scanner.offset
+                try scanner.forEachElement { (scanner) throws(JSONScanner.Failure) in
+                    guard try scanner.peekKind() == .object else { try scanner.skipValue(); return }
+                    try scanner.forEachMember { (scanner, key) throws(JSONScanner.Failure) in
+                        if key == "role", try scanner.peekKind() == .string {
+                            let role = try scanner.readString()
+                            if role == "tool" || role == "function" { fields.hasToolResults = true }
+                        } else {
+                            try scanner.skipValue()
+                        }
+                    }
+                }
+                fields.promptBytes += scanner.offset - start
+            case "input", "prompt":
+                fields.promptBytes += try scanner.skipValue().count
+            default:
+                try scanner.skipValue()
+            }
+        }
+        try scanner.expectEnd()
+        return fields
+    }
+
+    static func arrayIsNonEmpty(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> Bool {
+        for index in (range.lowerBound + 1)..<range.upperBound {
+            switch bytes[index] {
+            case 0x20, 0x09, 0x0A, 0x0D: continue
+            case UInt8(ascii: "]"): return false
+            default: return true
+            }
+        }
+        return false
+    }
+
+    /// The edits that turn the client's body into the upstream's: the model name replaced, and usage
+    /// asked for on streams (the client sees the usage chunk only if it asked for it). Empty when the body
+    /// passes through unchanged.
+    public func upstreamEdits(upstreamModel: String) -> [BodyEdit] {
+        var edits: [BodyEdit] = []
+        if stream && !clientIncludeUsage {
+            let options = Array(#"{"include_usage":true}"#.utf8)
+            if let range = streamOptionsRange {
+                edits.append(BodyEdit(range: range, replacement: options))
+            } else {
+                edits.append(BodyEdit(range: bodyStart..<bodyStart, replacement: Array(#""stream_options":"#.utf8) + options + [UInt8(ascii: ",")]))
+            }
+        }
+        if let modelRange, model != upstreamModel {
+            edits.append(BodyEdit(range: modelRange, replacement: JSONString.escapedContents(upstreamModel)))
+        }
+        return edits.sorted { $0.range.lowerBound < $1.range.lowerBound }
+    }
+}
+
+/// A splice of the body: `range` (in the original bytes) replaced by `replacement`.
+public struct BodyEdit: Sendable, Equatable {
+    public var range: Range<Int>
+    public var replacement: [UInt8]
+    public init(range: Range<Int>, replacement: [UInt8]) {
+        self.range = range
+        self.replacement = replacement
+    }
+}
+
+public enum JSONString {
+    /// The contents of a JSON string literal for `text` (without the quotes).
+    public static func escapedContents(_ text: String) -> [UInt8] {
+        var out = [UInt8]()
+        out.reserveCapacity(text.utf8.count)
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): out += [UInt8(ascii: "\\"), UInt8(ascii: "\"")]
+            case UInt8(ascii: "\\"): out += [UInt8(ascii: "\\"), UInt8(ascii: "\\")]
+            case 0x0A: out += Array("\\n".utf8)
+            case 0x0D: out += Array("\\r".utf8)
+            case 0x09: out += Array("\\t".utf8)
+            case 0..<0x20:
+                let hex = Array("0123456789abcdef".utf8)
+                out += Array("\\u00".utf8) + [hex[Int(byte >> 4)], hex[Int(byte & 0xF)]]
+            default: out.append(byte)
+            }
+        }
+        return out
+    }
+
+    public static func quoted(_ text: String) -> String {
+        "\"" + String(decoding: escapedContents(text), as: UTF8.self) + "\""
+    }
+}
+
+extension JSONScanner {
+    static func decodeString(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) throws(Failure) -> String {
+        let raw = UnsafeRawBufferPointer(rebasing: bytes[range])
+        if !raw.contains(UInt8(ascii: "\\")) { return String(decoding: raw, as: UTF8.self) }
+        return try unescape(raw, at: range.lowerBound)
+    }
+}

@@ -1,0 +1,324 @@
+import Foundation
+import Hummingbird
+import NIOCore
+import TollgateCore
+import TollgateStore
+
+/// Errors of the admin API, in the OpenAI shape like every other error.
+struct AdminError: HTTPResponseError {
+    let status: HTTPResponse.Status
+    let code: String
+    let message: String
+    let param: String?
+
+    static func badRequest(_ message: String, param: String? = nil) -> AdminError {
+        AdminError(status: .badRequest, code: "invalid_request_error", message: message, param: param)
+    }
+
+    static func from(_ error: StoreError) -> AdminError {
+        switch error {
+        case .duplicate(let entity, let name):
+            AdminError(status: .conflict, code: "duplicate", message: "A \(entity) named '\(name)' already exists.", param: "name")
+        case .notFound(let entity, let reference):
+            AdminError(status: .notFound, code: "not_found", message: "No \(entity) '\(reference)'.", param: nil)
+        case .invalid(let message):
+            .badRequest(message)
+        }
+    }
+
+    func response(from request: Request, context: some RequestContext) throws -> Response {
+        let type = status == .unauthorized ? "authentication_error" : status == .notFound ? "not_found_error" : "invalid_request_error"
+        let body = JSONValue.object([("error", .object([
+            ("message", .string(message)), ("type", .string(type)), ("code", .string(code)), ("param", .string(param)),
+        ]))])
+        return AdminAPI.json(body, status: status)
+    }
+}
+
+/// The admin API: identity, keys and reports. It changes the in-memory key index together with the
+/// store, so the request path never reads the database.
+struct AdminAPI: Sendable {
+    let store: any Store
+    let keys: KeyIndex
+    let ledger: LedgerWriter
+    let adminKeyHash: [UInt8]
+    let databaseKind: String
+
+    func addRoutes(to router: Router<BasicRequestContext>) {
+        router.get("/health") { _, _ in
+            AdminAPI.json(.object([("status", .string("ok")), ("database", .string(databaseKind)),
+                                   ("ledger_queue", .int(ledger.queueDepth))]))
+        }
+        let admin = router.group("admin").add(middleware: AdminAuthMiddleware(adminKeyHash: adminKeyHash))
+        admin.post("orgs") { request, context in
+            let body = try await AdminAPI.body(request, context)
+            let org = try AdminAPI.storing { try store.createOrg(name: try body.requiredString("name")) }
+            return AdminAPI.json(AdminAPI.view(org), status: .created)
+        }
+        admin.get("orgs") { _, _ in
+            AdminAPI.json(.object([("data", .array(try AdminAPI.storing { try store.listOrgs() }.map(AdminAPI.view)))]))
+        }
+        admin.post("teams") { request, context in
+            let body = try await AdminAPI.body(request, context)
+            let team = try AdminAPI.storing { try store.createTeam(name: try body.requiredString("name"), org: try body.string("org")) }
+            return AdminAPI.json(AdminAPI.view(team), status: .created)
+        }
+        admin.get("teams") { _, _ in
+            AdminAPI.json(.object([("data", .array(try AdminAPI.storing { try store.listTeams() }.map(AdminAPI.view)))]))
+        }
+        admin.post("users") { request, context in
+            let body = try await AdminAPI.body(request, context)
+            let user = try AdminAPI.storing { try store.createUser(name: try body.requiredString("name"), team: try body.string("team")) }
+            return AdminAPI.json(self.view(user), status: .created)
+        }
+        admin.get("users") { _, _ in
+            let users = try AdminAPI.storing { try store.listUsers() }
+            return AdminAPI.json(.object([("data", .array(users.map(self.view)))]))
+        }
+        admin.post("keys") { request, context in
+            let body = try await AdminAPI.body(request, context)
+            return try self.createKey(body)
+        }
+        admin.get("keys") { _, _ in
+            let keys = try AdminAPI.storing { try store.listKeys() }
+            return AdminAPI.json(.object([("data", .array(try keys.map { try self.view($0, plainKey: nil) }))]))
+        }
+        admin.delete("keys/:key") { _, context in
+            let reference = try context.parameters.require("key")
+            let revoked = try AdminAPI.storing { try store.revokeKey(reference, at: Date()) }
+            keys.markRevoked(hashHex: revoked.hashHex, at: revoked.revokedAt ?? Date())
+            return AdminAPI.json(try self.view(revoked, plainKey: nil))
+        }
+        admin.get("requests") { request, _ in
+            let limit = try request.uri.queryParameters.get("limit").map { text -> Int in
+                guard let value = Int(text), value > 0, value <= 1000 else {
+                    throw AdminError.badRequest("limit must be between 1 and 1000", param: "limit")
+                }
+                return value
+            } ?? 100
+            let page = try AdminAPI.storing {
+                try store.ledgerPage(limit: limit, cursor: request.uri.queryParameters.get("cursor"))
+            }
+            return AdminAPI.json(.object([("data", .array(page.rows.map(LedgerView.json))), ("next", .string(page.next))]))
+        }
+        admin.get("spend") { request, _ in
+            try self.spend(request)
+        }
+    }
+
+    // MARK: Keys
+
+    private func createKey(_ body: AdminBody) throws -> Response {
+        let userReference = try body.string("user")
+        let teamReference = try body.string("team")
+        guard userReference != nil || teamReference != nil else {
+            throw AdminError.badRequest("A key belongs to a user or a team: give 'user' or 'team'.", param: "user")
+        }
+        let models = try body.stringList("models")
+        let expiresAt = try body.string("expires_at").map { text -> Date in
+            guard let date = RFC3339.parse(text) else { throw AdminError.badRequest("expires_at must be an RFC 3339 time", param: "expires_at") }
+            return date
+        }
+        let record = try AdminAPI.storing { () throws -> KeyRecord in
+            var user: UserRecord?
+            var team: TeamRecord?
+            if let userReference {
+                guard let found = try store.user(userReference) else { throw StoreError.notFound(entity: "user", reference: userReference) }
+                user = found
+                if let teamID = found.teamID { team = try store.team(teamID) }
+            }
+            if let teamReference {
+                guard let found = try store.team(teamReference) else { throw StoreError.notFound(entity: "team", reference: teamReference) }
+                team = found
+            }
+            let orgID = try user?.orgID ?? team?.orgID ?? store.defaultOrg().id
+            return KeyRecord(id: EntityID.make("key"), name: try body.string("name"), hashHex: "", prefix: "", userID: user?.id,
+                             teamID: team?.id, orgID: orgID, allowedModels: models, expiresAt: expiresAt, revokedAt: nil,
+                             rpm: try body.int("rpm"), tpm: try body.int("tpm"), createdAt: Date())
+        }
+        let plainKey = VirtualKey.generate()
+        var stored = record
+        stored.hashHex = VirtualKey.hashHex(of: plainKey)
+        stored.prefix = VirtualKey.displayPrefix(of: plainKey)
+        try AdminAPI.storing { try store.insertKey(stored) }
+        keys.upsert(try resolve(stored))
+        return AdminAPI.json(try view(stored, plainKey: plainKey), status: .created)
+    }
+
+    /// A key with its owner's names, as the request path needs it.
+    func resolve(_ key: KeyRecord) throws -> ResolvedKey {
+        let user = try key.userID.flatMap { try store.user($0) }
+        let team = try key.teamID.flatMap { try store.team($0) }
+        return ResolvedKey(record: key, userName: user?.name, teamName: team?.name, allowedModels: key.allowedModels.map(Set.init))
+    }
+
+    /// Loads every key into the index (at start-up).
+    func loadKeys() throws {
+        keys.replaceAll(try store.listKeys().map(resolve))
+    }
+
+    // MARK: Reports
+
+    private func spend(_ request: Request) throws -> Response {
+        let parameters = request.uri.queryParameters
+        let groupText = parameters.get("group_by") ?? "user"
+        guard let grouping = SpendGrouping(rawValue: groupText) else {
+            throw AdminError.badRequest("group_by must be one of \(SpendGrouping.allCases.map(\.rawValue).joined(separator: ", "))", param: "group_by")
+        }
+        func time(_ name: String) throws -> Date? {
+            try parameters.get(name).map { text in
+                guard let date = RFC3339.parse(text) else { throw AdminError.badRequest("\(name) must be a date or an RFC 3339 time", param: name) }
+                return date
+            }
+        }
+        var offset = 0
+        if let tz = parameters.get("tz") {
+            guard let zone = TimeZone(identifier: tz) else { throw AdminError.badRequest("unknown time zone \(tz)", param: "tz") }
+            offset = zone.secondsFromGMT()
+        }
+        let rows = try AdminAPI.storing {
+            try store.spend(SpendQuery(groupBy: grouping, from: try time("from"), to: try time("to"), utcOffsetSeconds: offset))
+        }
+        let wantsCSV = parameters.get("format") == "csv" || request.headers[.accept]?.contains("text/csv") == true
+        if wantsCSV {
+            var csv = "\(grouping.rawValue),requests,input_tokens,cached_input_tokens,output_tokens,cost_usd\n"
+            for row in rows {
+                csv += "\(CSV.field(row.group ?? "")),\(row.requests),\(row.inputTokens),\(row.cachedInputTokens),\(row.outputTokens),\(row.cost.decimalString)\n"
+            }
+            return Response(status: .ok, headers: [.contentType: "text/csv; charset=utf-8"],
+                            body: .init(byteBuffer: ByteBuffer(string: csv)))
+        }
+        let data = rows.map { row in
+            JSONValue.object([
+                (grouping.rawValue, .string(row.group)), ("requests", .int(row.requests)), ("input_tokens", .int(row.inputTokens)),
+                ("cached_input_tokens", .int(row.cachedInputTokens)), ("output_tokens", .int(row.outputTokens)),
+                ("cost_usd", .money(row.cost)),
+            ])
+        }
+        return AdminAPI.json(.object([("group_by", .string(grouping.rawValue)), ("data", .array(data))]))
+    }
+
+    // MARK: Views
+
+    static func view(_ org: OrgRecord) -> JSONValue {
+        .object([("id", .string(org.id)), ("name", .string(org.name)), ("created_at", .time(org.createdAt))])
+    }
+
+    static func view(_ team: TeamRecord) -> JSONValue {
+        .object([("id", .string(team.id)), ("name", .string(team.name)), ("org_id", .string(team.orgID)),
+                 ("created_at", .time(team.createdAt))])
+    }
+
+    func view(_ user: UserRecord) -> JSONValue {
+        let team = user.teamID.flatMap { try? store.team($0) }
+        return .object([("id", .string(user.id)), ("name", .string(user.name)), ("team_id", .string(user.teamID)),
+                        ("team", .string(team?.name)), ("org_id", .string(user.orgID)), ("created_at", .time(user.createdAt))])
+    }
+
+    func view(_ key: KeyRecord, plainKey: String?) throws -> JSONValue {
+        let resolved = try resolve(key)
+        var members: [(String, JSONValue)] = [("id", .string(key.id))]
+        if let plainKey { members.append(("key", .string(plainKey))) }
+        members += [
+            ("name", .string(key.name)), ("prefix", .string(key.prefix)), ("user_id", .string(key.userID)),
+            ("user", .string(resolved.userName)), ("team_id", .string(key.teamID)), ("team", .string(resolved.teamName)),
+            ("org_id", .string(key.orgID)), ("models", key.allowedModels.map { .array($0.map(JSONValue.string)) } ?? .null),
+            ("expires_at", .time(key.expiresAt)), ("revoked_at", .time(key.revokedAt)), ("rpm", .int(key.rpm)),
+            ("tpm", .int(key.tpm)), ("created_at", .time(key.createdAt)),
+        ]
+        return .object(members)
+    }
+
+    // MARK: Plumbing
+
+    static func json(_ value: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
+        Response(status: status, headers: [.contentType: "application/json"],
+                 body: .init(byteBuffer: ByteBuffer(string: value.rendered)))
+    }
+
+    static func storing<T>(_ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let error as StoreError {
+            throw AdminError.from(error)
+        }
+    }
+
+    static func body(_ request: Request, _ context: BasicRequestContext) async throws -> AdminBody {
+        let buffer = try await request.body.collect(upTo: 1 << 20)
+        guard buffer.readableBytes > 0 else { return AdminBody(members: [:]) }
+        guard let object = try? JSONSerialization.jsonObject(with: Data(buffer: buffer)) as? [String: Any] else {
+            throw AdminError.badRequest("The request body must be a JSON object.")
+        }
+        return AdminBody(members: object)
+    }
+}
+
+/// A decoded admin request body, with typed accessors that name the field when it is wrong.
+struct AdminBody {
+    let members: [String: Any]
+
+    func string(_ name: String) throws -> String? {
+        guard let value = members[name], !(value is NSNull) else { return nil }
+        guard let text = value as? String else { throw AdminError.badRequest("\(name) must be a string", param: name) }
+        return text
+    }
+
+    func requiredString(_ name: String) throws -> String {
+        guard let text = try string(name), !text.isEmpty else { throw AdminError.badRequest("\(name) is required", param: name) }
+        return text
+    }
+
+    func int(_ name: String) throws -> Int? {
+        guard let value = members[name], !(value is NSNull) else { return nil }
+        guard let number = value as? NSNumber, let int = Int(exactly: number.doubleValue), int >= 0 else {
+            throw AdminError.badRequest("\(name) must be a non-negative integer", param: name)
+        }
+        return int
+    }
+
+    func stringList(_ name: String) throws -> [String]? {
+        guard let value = members[name], !(value is NSNull) else { return nil }
+        guard let list = value as? [String] else { throw AdminError.badRequest("\(name) must be a list of strings", param: name) }
+        return list
+    }
+}
+
+struct AdminAuthMiddleware: RouterMiddleware {
+    typealias Context = BasicRequestContext
+    let adminKeyHash: [UInt8]
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        guard let authorization = request.headers[.authorization], authorization.lowercased().hasPrefix("bearer "),
+              constantTimeEquals(SHA256.hash(Array(authorization.dropFirst(7).utf8)), adminKeyHash)
+        else {
+            throw AdminError(status: .unauthorized, code: "invalid_api_key",
+                             message: "The admin API needs 'Authorization: Bearer <admin key>'.", param: nil)
+        }
+        return try await next(request, context)
+    }
+}
+
+enum CSV {
+    static func field(_ text: String) -> String {
+        guard text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" }) else { return text }
+        return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    }
+}
+
+enum LedgerView {
+    static func json(_ row: LedgerRecord) -> JSONValue {
+        .object([
+            ("id", .string(row.id)), ("created_at", .time(row.createdAt)), ("endpoint", .string(row.endpoint)),
+            ("key_id", .string(row.keyID)), ("user", .string(row.userName)), ("team", .string(row.teamName)),
+            ("requested_model", .string(row.requestedModel)), ("model", .string(row.model)), ("provider", .string(row.provider)),
+            ("input_tokens", .int(row.usage.inputTokens)), ("cached_input_tokens", .int(row.usage.cachedInputTokens)),
+            ("cache_write_tokens", .int(row.usage.cacheWriteTokens)), ("output_tokens", .int(row.usage.outputTokens)),
+            ("reasoning_tokens", .int(row.usage.reasoningTokens)), ("usage_estimated", .bool(row.usageEstimated)),
+            ("cost_usd", .money(row.cost)), ("baseline_cost_usd", .money(row.baselineCost)), ("status", .int(row.status)),
+            ("latency_ms", .int(row.latencyMs)), ("ttft_ms", .int(row.ttftMs)), ("stream", .bool(row.stream)),
+            ("tags", .array(row.tags.map(JSONValue.string))), ("agentic", .bool(row.agentic)), ("route", .string(row.route)),
+            ("route_reason", .string(row.routeReason)), ("error", .string(row.error)),
+        ])
+    }
+}

@@ -1,0 +1,172 @@
+import Foundation
+import TollgateCore
+import Yams
+
+extension GatewayConfig {
+    /// Reads and validates a config file. `${NAME}` and `${NAME:-default}` in values resolve against
+    /// `environment`.
+    public static func load(
+        path: String, environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws(ConfigError) -> GatewayConfig {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw ConfigError(file: path, line: nil, field: nil, problem: "cannot read: \(error.localizedDescription)")
+        }
+        return try parse(yaml: text, file: path, environment: environment)
+    }
+
+    /// Validates config text; `file` is the name refusals give.
+    public static func parse(
+        yaml text: String, file: String, environment: [String: String]
+    ) throws(ConfigError) -> GatewayConfig {
+        let source = ConfigSource(file: file, environment: environment)
+        let shielded = ConfigSource.shieldingReferences(in: text)
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: shielded)
+        } catch let error as YamlError {
+            throw source.refusal(of: error, in: shielded)
+        } catch {
+            throw ConfigError(file: file, line: nil, field: nil, problem: "invalid YAML: \(error)")
+        }
+        guard let root else { return GatewayConfig() }
+        let document = ConfigNode(node: root, path: "", source: source)
+        guard !document.isNull else { return GatewayConfig() }
+        return try GatewayConfig(document)
+    }
+
+    init(_ document: ConfigNode) throws(ConfigError) {
+        let sections = try document.mapping(allowing: [
+            "server", "database", "ledger", "models", "routes", "budgets", "rate_limits", "webhooks",
+        ])
+        self.init()
+        if let node = sections["server"] { server = try ServerSettings(node) }
+        if let node = sections["database"] { database = try DatabaseSettings(node) }
+        if let node = sections["ledger"] { ledger = try LedgerSettings(node) }
+        let modelNodes = try sections["models"]?.list() ?? []
+        models = try modelNodes.map { node throws(ConfigError) in try ModelConfig(node) }
+        let modelNames = Set(models.map(\.name))
+        for (node, model) in zip(modelNodes, models) {
+            if let target = model.downgradeTo, !modelNames.contains(target) {
+                throw try node.mapping(allowing: ModelConfig.keys).required("downgrade_to")
+                    .failure("unknown model \(ConfigError.quoted(target))")
+            }
+        }
+        routes = try (sections["routes"]?.entries() ?? []).map { name, node throws(ConfigError) in
+            try RouteConfig(name: name, node, modelNames: modelNames)
+        }
+        budgets = try (sections["budgets"]?.list() ?? []).map { node throws(ConfigError) in
+            try BudgetConfig(node, modelNames: modelNames)
+        }
+        rateLimits = try (sections["rate_limits"]?.list() ?? []).map { node throws(ConfigError) in
+            try RateLimitConfig(node)
+        }
+        webhooks = try sections["webhooks"].map { node throws(ConfigError) in try WebhookConfig(node) }
+    }
+}
+
+extension GatewayConfig.ServerSettings {
+    init(_ node: ConfigNode) throws(ConfigError) {
+        let fields = try node.mapping(allowing: ["host", "port", "max_body_bytes", "timeouts"])
+        self.init()
+        host = try fields["host"]?.nonEmptyText() ?? host
+        port = try fields.integer("port", in: 0...65535) ?? port
+        maxBodyBytes = try fields.integer("max_body_bytes", in: 1...Int.max) ?? maxBodyBytes
+        if let node = fields["timeouts"] {
+            let timeouts = try node.mapping(allowing: ["connect_ms", "first_byte_ms", "idle_ms"])
+            self.timeouts.connectMs = try timeouts.integer("connect_ms") ?? self.timeouts.connectMs
+            self.timeouts.firstByteMs = try timeouts.integer("first_byte_ms") ?? self.timeouts.firstByteMs
+            self.timeouts.idleMs = try timeouts.integer("idle_ms") ?? self.timeouts.idleMs
+        }
+    }
+}
+
+extension GatewayConfig.DatabaseSettings {
+    init(_ node: ConfigNode) throws(ConfigError) {
+        let fields = try node.mapping(allowing: ["url", "on_loss"])
+        self.init()
+        if let node = fields["url"] {
+            let text = try node.text()
+            guard text.hasPrefix("sqlite:") && text.count > "sqlite:".count
+                    || text.hasPrefix("postgres://") || text.hasPrefix("postgresql://")
+            else { throw node.failure("expected sqlite:PATH or postgres://…, got \(ConfigError.quoted(text))") }
+            url = text
+        }
+        onLoss = try fields.choice("on_loss") ?? onLoss
+    }
+}
+
+extension GatewayConfig.LedgerSettings {
+    init(_ node: ConfigNode) throws(ConfigError) {
+        let fields = try node.mapping(allowing: ["flush_ms"])
+        self.init()
+        flushMs = try fields.integer("flush_ms") ?? flushMs
+    }
+}
+
+extension ConfigSource {
+    /// Yams' own errors, given the same `file:line:` shape as every other refusal.
+    func refusal(of error: YamlError, in text: String) -> ConfigError {
+        switch error {
+        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _),
+             .composer(_, let problem, let mark, _):
+            return ConfigError(file: file, line: mark.line, field: nil, problem: "invalid YAML: \(problem)")
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            return duplicateKey(duplicates.first ?? "", firstAt: context.mark, in: text)
+        default:
+            return ConfigError(file: file, line: nil, field: nil, problem: "invalid YAML: \(error)")
+        }
+    }
+
+    /// Yams refuses a mapping with a key given twice before any tree exists, and tells only where the first
+    /// one is. To name the field and the line of the second, the first is renamed and the text composed again.
+    private func duplicateKey(_ key: String, firstAt mark: Mark, in text: String) -> ConfigError {
+        let vague = ConfigError(file: file, line: mark.line, field: nil,
+                                problem: "key \(ConfigError.quoted(key)) is given twice in one mapping")
+        let marker = "tollgate-first-of-"
+        var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        guard lines.indices.contains(mark.line - 1) else { return vague }
+        var scalars = Array(lines[mark.line - 1].unicodeScalars)
+        var column = mark.column - 1
+        guard scalars.indices.contains(column) else { return vague }
+        if scalars[column] == "\"" || scalars[column] == "'" { column += 1 }
+        scalars.insert(contentsOf: marker.unicodeScalars, at: column)
+        lines[mark.line - 1] = String(String.UnicodeScalarView(scalars))
+        guard let root = try? Yams.compose(yaml: lines.joined(separator: "\n")),
+              let (path, second) = Self.mapping(holding: marker + key, and: key, in: root, path: "")
+        else { return vague }
+        return ConfigError(file: file, line: second.mark?.line, field: path.isEmpty ? key : "\(path).\(key)",
+                           problem: "given twice (first on line \(mark.line))")
+    }
+
+    /// The path of the mapping that has both keys, and the node of the second.
+    private static func mapping(holding renamed: String, and key: String, in node: Node,
+                                path: String) -> (path: String, key: Node)? {
+        switch node {
+        case .mapping(let mapping):
+            let keys = Array(mapping.keys)
+            if keys.contains(where: { $0.scalar?.string == renamed }),
+               let second = keys.first(where: { $0.scalar?.string == key }) {
+                return (path, second)
+            }
+            for (child, value) in mapping {
+                let name = child.scalar?.string ?? "?"
+                if let found = Self.mapping(holding: renamed, and: key, in: value,
+                                            path: path.isEmpty ? name : "\(path).\(name)") {
+                    return found
+                }
+            }
+        case .sequence(let sequence):
+            for (index, element) in sequence.enumerated() {
+                if let found = Self.mapping(holding: renamed, and: key, in: element, path: "\(path)[\(index)]") {
+                    return found
+                }
+            }
+        case .scalar, .alias:
+            break
+        }
+        return nil
+    }
+}

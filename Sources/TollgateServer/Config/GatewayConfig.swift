@@ -1,0 +1,328 @@
+import Foundation
+import TollgateCore
+
+/// Everything `tollgate.yaml` says, validated: a value of this type is a config the gateway can run.
+/// `GatewayConfig()` is the config of a gateway started without a file.
+public struct GatewayConfig: Hashable, Sendable {
+    public var server: ServerSettings
+    public var database: DatabaseSettings
+    public var ledger: LedgerSettings
+    /// Entries sharing a `name` are deployments of one model, balanced by `weight`.
+    public var models: [ModelConfig]
+    /// In file order.
+    public var routes: [RouteConfig]
+    public var budgets: [BudgetConfig]
+    public var rateLimits: [RateLimitConfig]
+    public var webhooks: WebhookConfig?
+
+    public init(server: ServerSettings = ServerSettings(), database: DatabaseSettings = DatabaseSettings(),
+                ledger: LedgerSettings = LedgerSettings(), models: [ModelConfig] = [], routes: [RouteConfig] = [],
+                budgets: [BudgetConfig] = [], rateLimits: [RateLimitConfig] = [], webhooks: WebhookConfig? = nil) {
+        self.server = server
+        self.database = database
+        self.ledger = ledger
+        self.models = models
+        self.routes = routes
+        self.budgets = budgets
+        self.rateLimits = rateLimits
+        self.webhooks = webhooks
+    }
+}
+
+// MARK: - server, database, ledger
+
+extension GatewayConfig {
+    public struct ServerSettings: Hashable, Sendable {
+        public var host: String
+        public var port: Int
+        /// A request body above this is refused with 413.
+        public var maxBodyBytes: Int
+        public var timeouts: Timeouts
+
+        public init(host: String = "127.0.0.1", port: Int = 4000, maxBodyBytes: Int = 33_554_432,
+                    timeouts: Timeouts = Timeouts()) {
+            self.host = host
+            self.port = port
+            self.maxBodyBytes = maxBodyBytes
+            self.timeouts = timeouts
+        }
+    }
+
+    /// Upstream time-outs, in milliseconds.
+    public struct Timeouts: Hashable, Sendable {
+        public var connectMs: Int
+        /// Until the first response byte: long, because a reasoning model may think for minutes.
+        public var firstByteMs: Int
+        /// Between two bytes once the response has started.
+        public var idleMs: Int
+
+        public init(connectMs: Int = 5000, firstByteMs: Int = 600_000, idleMs: Int = 120_000) {
+            self.connectMs = connectMs
+            self.firstByteMs = firstByteMs
+            self.idleMs = idleMs
+        }
+    }
+
+    public struct DatabaseSettings: Hashable, Sendable {
+        /// `sqlite:PATH` or `postgres://…` (`postgresql://…`).
+        public var url: String
+        public var onLoss: LossPolicy
+
+        public init(url: String = "sqlite:tollgate.db", onLoss: LossPolicy = .failClosed) {
+            self.url = url
+            self.onLoss = onLoss
+        }
+    }
+
+    /// What the gateway does while its database is unreachable.
+    public enum LossPolicy: String, Hashable, Sendable, CaseIterable {
+        /// Refuse requests (503): no spend can go unrecorded.
+        case failClosed = "fail_closed"
+        /// Keep serving within the budget slices already leased to this instance.
+        case serveLeased = "serve_leased"
+    }
+
+    public struct LedgerSettings: Hashable, Sendable {
+        /// How often queued ledger rows are written: the most a crash can lose.
+        public var flushMs: Int
+
+        public init(flushMs: Int = 100) {
+            self.flushMs = flushMs
+        }
+    }
+}
+
+// MARK: - models
+
+extension GatewayConfig {
+    public struct ModelConfig: Hashable, Sendable {
+        /// What clients ask for.
+        public var name: String
+        public var provider: Provider
+        /// Without a trailing slash; `nil` only for the demo provider.
+        public var baseURL: String?
+        public var apiKey: String?
+        /// The model name sent upstream.
+        public var upstreamModel: String
+        /// `nil`: the caller takes the price from the catalogue, and refuses the model if it has none.
+        public var price: ModelPrice?
+        public var tier: ModelTier?
+        /// `nil`: not stated here (the catalogue may know).
+        public var capabilities: Set<Capability>?
+        public var contextWindow: Int?
+        public var maxOutputTokens: Int?
+        /// Share of this name's traffic among its deployments.
+        public var weight: Int
+        /// Where an exhausted `downgrade` budget sends this model's requests.
+        public var downgradeTo: String?
+        /// Sent when translating to Anthropic and the client sent no `anthropic-version`.
+        public var anthropicVersion: String?
+        /// Set exactly when `provider` is `.demo`.
+        public var demo: DemoOptions?
+
+        /// `baseURL` defaults to the provider's own, `upstreamModel` to `name`, and a demo model gets
+        /// default `demo` options.
+        public init(name: String, provider: Provider, baseURL: String? = nil, apiKey: String? = nil,
+                    upstreamModel: String? = nil, price: ModelPrice? = nil, tier: ModelTier? = nil,
+                    capabilities: Set<Capability>? = nil, contextWindow: Int? = nil, maxOutputTokens: Int? = nil,
+                    weight: Int = 1, downgradeTo: String? = nil, anthropicVersion: String? = nil,
+                    demo: DemoOptions? = nil) {
+            self.name = name
+            self.provider = provider
+            self.baseURL = baseURL ?? provider.defaultBaseURL
+            self.apiKey = apiKey
+            self.upstreamModel = upstreamModel ?? name
+            self.price = price
+            self.tier = tier
+            self.capabilities = capabilities
+            self.contextWindow = contextWindow
+            self.maxOutputTokens = maxOutputTokens
+            self.weight = weight
+            self.downgradeTo = downgradeTo
+            self.anthropicVersion = anthropicVersion
+            self.demo = provider == .demo ? demo ?? DemoOptions() : nil
+        }
+    }
+
+    public enum Provider: String, Hashable, Sendable, CaseIterable {
+        case openai
+        case anthropic
+        /// Any host with an OpenAI-compatible endpoint (Gemini, vLLM, Ollama, …): it has no default URL.
+        case openaiCompatible = "openai-compatible"
+        /// The built-in simulated provider.
+        case demo
+
+        /// Each as its official SDK spells it: OpenAI's includes `/v1`, Anthropic's does not.
+        public var defaultBaseURL: String? {
+            switch self {
+            case .openai: "https://api.openai.com/v1"
+            case .anthropic: "https://api.anthropic.com"
+            case .openaiCompatible, .demo: nil
+            }
+        }
+    }
+
+    public enum Capability: String, Hashable, Sendable, CaseIterable {
+        case tools, vision, json
+    }
+
+    /// How the simulated provider behaves.
+    public struct DemoOptions: Hashable, Sendable {
+        /// Before the first byte.
+        public var latencyMs: Int
+        /// Between two streamed chunks.
+        public var streamChunkMs: Int
+        public var streamChunks: Int
+
+        public init(latencyMs: Int = 0, streamChunkMs: Int = 20, streamChunks: Int = 16) {
+            self.latencyMs = latencyMs
+            self.streamChunkMs = streamChunkMs
+            self.streamChunks = streamChunks
+        }
+    }
+}
+
+// MARK: - routes
+
+extension GatewayConfig {
+    /// A name clients may ask for that resolves to one of several models.
+    public struct RouteConfig: Hashable, Sendable {
+        public var name: String
+        public var strategy: RouteStrategy
+
+        public init(name: String, strategy: RouteStrategy) {
+            self.name = name
+            self.strategy = strategy
+        }
+
+        /// Every model this route can send a request to: a key allowed the route may reach them all.
+        public var models: [String] {
+            switch strategy {
+            case .learned(let strong, let weak, _, _): [strong, weak]
+            case .cheapestCapable(let models), .fallback(let models), .loadbalance(let models, _): models
+            }
+        }
+    }
+
+    public enum RouteStrategy: Hashable, Sendable {
+        /// A trained router picks `strong` or `weak` per request; `strongShare` (0…1) sets the share sent to
+        /// `strong`, and `weightsPath` a router other than the one shipped.
+        case learned(strong: String, weak: String, strongShare: Double?, weightsPath: String?)
+        /// The cheapest of `models` that has what the request needs (tools, vision, JSON, context).
+        case cheapestCapable(models: [String])
+        /// `models` in order, the next one tried when one fails before the first byte.
+        case fallback(models: [String])
+        case loadbalance(models: [String], balance: BalanceMode)
+    }
+
+    public enum BalanceMode: String, Hashable, Sendable, CaseIterable {
+        case weighted
+        case leastInflight = "least_inflight"
+    }
+}
+
+// MARK: - budgets, rate limits, webhooks
+
+extension GatewayConfig {
+    /// A budget declared in config, with the fields of `POST /admin/budgets`.
+    public struct BudgetConfig: Hashable, Sendable {
+        public var scope: BudgetScope
+        /// The org, team or user name; a key budget names the key by its id.
+        public var name: String
+        /// Binds the budget to the model that serves a request.
+        public var model: String?
+        public var limit: BudgetLimit
+        public var period: BudgetPeriod
+        public var mode: BudgetMode
+        public var onExhaust: ExhaustAction
+        /// Share of the limit (0…1) whose crossing fires the `budget.soft_threshold` webhook.
+        public var softThreshold: Double?
+        public var timezone: TimeZone
+        /// Extra room usable only by downgraded requests.
+        public var grace: Nanodollars
+        /// A salary budget's inputs, stored beside the limit they give.
+        public var salary: Salary?
+
+        public init(scope: BudgetScope, name: String, model: String? = nil, limit: BudgetLimit,
+                    period: BudgetPeriod, mode: BudgetMode = .strict, onExhaust: ExhaustAction = .reject,
+                    softThreshold: Double? = nil, timezone: TimeZone = TimeZone(identifier: "UTC")!,
+                    grace: Nanodollars = .zero, salary: Salary? = nil) {
+            self.scope = scope
+            self.name = name
+            self.model = model
+            self.limit = limit
+            self.period = period
+            self.mode = mode
+            self.onExhaust = onExhaust
+            self.softThreshold = softThreshold
+            self.timezone = timezone
+            self.grace = grace
+            self.salary = salary
+        }
+    }
+
+    public enum BudgetScope: String, Hashable, Sendable, CaseIterable {
+        case org, team, user, key
+    }
+
+    public enum BudgetLimit: Hashable, Sendable {
+        case usd(Nanodollars)
+        case tokens(Int)
+    }
+
+    public enum BudgetPeriod: String, Hashable, Sendable, CaseIterable {
+        case day, week, month, total
+    }
+
+    public enum BudgetMode: String, Hashable, Sendable, CaseIterable {
+        /// Reserve the worst case before forwarding: the cap is never passed.
+        case strict
+        /// Reserve an estimate: cheaper on agents' large `max_tokens`, may pass the cap by one request.
+        case estimate
+    }
+
+    public enum ExhaustAction: String, Hashable, Sendable, CaseIterable {
+        case reject, downgrade
+    }
+
+    public struct Salary: Hashable, Sendable {
+        public var annualSalary: Nanodollars
+        /// 0…1
+        public var share: Double
+
+        public init(annualSalary: Nanodollars, share: Double) {
+            self.annualSalary = annualSalary
+            self.share = share
+        }
+    }
+
+    /// Requests and tokens per sliding 60-second window.
+    public struct RateLimitConfig: Hashable, Sendable {
+        public var scope: RateLimitScope
+        public var name: String
+        public var rpm: Int?
+        public var tpm: Int?
+
+        public init(scope: RateLimitScope, name: String, rpm: Int? = nil, tpm: Int? = nil) {
+            self.scope = scope
+            self.name = name
+            self.rpm = rpm
+            self.tpm = tpm
+        }
+    }
+
+    public enum RateLimitScope: String, Hashable, Sendable, CaseIterable {
+        case team, user, key
+    }
+
+    public struct WebhookConfig: Hashable, Sendable {
+        public var url: String
+        /// Signs each body: `x-tollgate-signature: sha256=<HMAC>`.
+        public var secret: String
+
+        public init(url: String, secret: String) {
+            self.url = url
+            self.secret = secret
+        }
+    }
+}

@@ -1,0 +1,219 @@
+import Foundation
+import Hummingbird
+import HummingbirdCore
+import Logging
+import NIOCore
+import NIOPosix
+import NIOSSL
+import ServiceLifecycle
+import TollgateCore
+import TollgateStore
+
+/// What `tollgate serve` was asked for on its command line; each set value overrides the config file.
+public struct ServeOptions: Sendable {
+    public var configPath: String?
+    public var host: String?
+    public var port: Int?
+    public var database: String?
+    public var demo: Bool
+
+    public init(configPath: String? = nil, host: String? = nil, port: Int? = nil, database: String? = nil, demo: Bool = false) {
+        self.configPath = configPath
+        self.host = host
+        self.port = port
+        self.database = database
+        self.demo = demo
+    }
+}
+
+public enum StartupError: Error, CustomStringConvertible {
+    case unpricedModel(String)
+    case badBaseURL(model: String, url: String)
+    case unsupportedDatabase(String)
+    case unsupportedProvider(model: String, provider: String)
+    case catalogue(String)
+
+    public var description: String {
+        switch self {
+        case .unpricedModel(let model):
+            "model '\(model)' has no price in the catalogue: give it `price: { input_per_mtok: …, output_per_mtok: … }`, or `price: free` for a self-hosted model"
+        case .badBaseURL(let model, let url): "model '\(model)': base_url '\(url)' is not an http(s) URL with a host"
+        case .unsupportedDatabase(let url): "database '\(url)' is not supported yet: use sqlite:PATH"
+        case .unsupportedProvider(let model, let provider): "model '\(model)': provider '\(provider)' is not supported yet"
+        case .catalogue(let message): "the price catalogue shipped with Tollgate is broken: \(message)"
+        }
+    }
+}
+
+/// Builds the gateway from its config and runs it until SIGTERM or SIGINT: then it stops accepting,
+/// drains in-flight requests and streams, flushes the ledger and closes the upstream pools.
+public enum GatewayServer {
+    public static func run(options: ServeOptions, environment: [String: String] = ProcessInfo.processInfo.environment) async throws {
+        let logger = {
+            var logger = Logger(label: "tollgate")
+            logger.logLevel = environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+            return logger
+        }()
+
+        var config = try options.configPath.map { try GatewayConfig.load(path: $0, environment: environment) } ?? GatewayConfig()
+        if let host = options.host { config.server.host = host }
+        if let port = options.port { config.server.port = port }
+        if let database = options.database ?? environment["TOLLGATE_DB"] { config.database.url = database }
+
+        let catalog = try loadCatalog()
+        let deployments = try buildDeployments(config: config, catalog: catalog, demo: options.demo,
+                                               useEnvironmentProviders: options.configPath == nil, environment: environment,
+                                               logger: logger)
+        let store = try openStore(config.database.url)
+        let adminKeyHash = try adminKey(store: store, environment: environment, logger: logger)
+
+        let ledger = LedgerWriter(store: store, flushInterval: .milliseconds(config.ledger.flushMs))
+        let keys = KeyIndex()
+        let group = MultiThreadedEventLoopGroup.singleton
+        let gateway = Gateway(
+            models: ModelRegistry(deployments), keys: keys, ledger: ledger,
+            pools: try await UpstreamPools.make(group: group, tlsContext: try makeTLSContext(environment: environment)),
+            settings: ProxySettings(
+                maxBodyBytes: config.server.maxBodyBytes,
+                connectTimeout: .milliseconds(Int64(config.server.timeouts.connectMs)),
+                firstByteTimeout: .milliseconds(Int64(config.server.timeouts.firstByteMs)),
+                idleTimeout: .milliseconds(Int64(config.server.timeouts.idleMs))),
+            logger: logger)
+
+        let admin = AdminAPI(store: store, keys: keys, ledger: ledger, adminKeyHash: adminKeyHash,
+                             databaseKind: config.database.url.hasPrefix("postgres") ? "postgres" : "sqlite")
+        try admin.loadKeys()
+        let router = Router(context: BasicRequestContext.self)
+        admin.addRoutes(to: router)
+
+        let host = config.server.host
+        let port = config.server.port
+        let names = deployments.map { $0.isSimulated ? "\($0.name) (simulated)" : $0.name }.sorted()
+        let app = Application(
+            router: router,
+            server: HTTPServerBuilder { responder in TollgateChannel(responder: responder, gateway: gateway) },
+            configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: nil),
+            onServerRunning: { channel in
+                let address = channel.localAddress.map { "\($0.ipAddress ?? host):\($0.port ?? port)" } ?? "\(host):\(port)"
+                logger.info("Tollgate listening on http://\(address) — models: \(names.joined(separator: ", "))")
+            },
+            eventLoopGroupProvider: .shared(group),
+            logger: logger)
+
+        let services: [any Service] = [LedgerService(ledger: ledger), app]
+        let serviceGroup = ServiceGroup(configuration: .init(
+            services: services.map { .init(service: $0) },
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger))
+        try await serviceGroup.run()
+        await gateway.pools.closeAll()
+        logger.info("Tollgate stopped; ledger flushed")
+    }
+
+    static func loadCatalog() throws -> PriceCatalog {
+        guard let url = Bundle.module.url(forResource: "prices", withExtension: "json") else {
+            throw StartupError.catalogue("prices.json is missing from the bundle")
+        }
+        do {
+            return try PriceCatalog.parse(json: Array(try Data(contentsOf: url)))
+        } catch {
+            throw StartupError.catalogue("\(error)")
+        }
+    }
+
+    static func buildDeployments(config: GatewayConfig, catalog: PriceCatalog, demo: Bool, useEnvironmentProviders: Bool,
+                                 environment: [String: String], logger: Logger) throws -> [Deployment] {
+        var models = config.models
+        let configured = Set(models.map(\.name))
+        if demo {
+            for name in ["demo-small", "demo-large"] where !configured.contains(name) {
+                models.append(GatewayConfig.ModelConfig(name: name, provider: .demo))
+            }
+        }
+        if useEnvironmentProviders, let key = environment["OPENAI_API_KEY"], !key.isEmpty {
+            for entry in catalog.entries where entry.provider == "openai" && !configured.contains(entry.name) {
+                models.append(GatewayConfig.ModelConfig(name: entry.name, provider: .openai, apiKey: key))
+            }
+        }
+        if useEnvironmentProviders, environment["ANTHROPIC_API_KEY"] != nil {
+            logger.warning("ANTHROPIC_API_KEY is set, but the anthropic provider is not available in this version yet")
+        }
+        return try models.map { model in try deployment(for: model, catalog: catalog) }
+    }
+
+    static func deployment(for model: GatewayConfig.ModelConfig, catalog: PriceCatalog) throws -> Deployment {
+        let catalogEntry = catalog.entry(for: model.upstreamModel) ?? catalog.entry(for: model.name)
+        guard let price = model.price ?? catalogEntry?.price else { throw StartupError.unpricedModel(model.name) }
+        let endpoint: Deployment.Endpoint
+        switch model.provider {
+        case .demo:
+            let options = model.demo ?? GatewayConfig.DemoOptions()
+            endpoint = .demo(DemoSettings(latencyMs: options.latencyMs, streamChunkMs: options.streamChunkMs,
+                                          streamChunks: options.streamChunks))
+        case .openai, .openaiCompatible:
+            let base = model.baseURL ?? model.provider.defaultBaseURL ?? ""
+            guard let url = URLComponents(string: base), let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https",
+                  let host = url.host, !host.isEmpty else {
+                throw StartupError.badBaseURL(model: model.name, url: base)
+            }
+            let tls = scheme == "https"
+            let port = url.port ?? (tls ? 443 : 80)
+            let defaultPort = (tls && port == 443) || (!tls && port == 80)
+            var path = url.path
+            while path.hasSuffix("/") { path.removeLast() }
+            endpoint = .http(UpstreamTarget(tls: tls, host: host, port: port), basePath: path,
+                             hostHeader: defaultPort ? host : "\(host):\(port)")
+        case .anthropic:
+            throw StartupError.unsupportedProvider(model: model.name, provider: model.provider.rawValue)
+        }
+        return Deployment(name: model.name, provider: model.provider.rawValue, upstreamModel: model.upstreamModel,
+                          apiKey: model.apiKey, price: price, endpoint: endpoint,
+                          maxOutputTokens: model.maxOutputTokens ?? catalogEntry?.maxOutputTokens)
+    }
+
+    static func openStore(_ url: String) throws -> any Store {
+        if url.hasPrefix("sqlite:") {
+            let path = String(url.dropFirst("sqlite:".count))
+            return try SQLiteStore(path: path.hasPrefix("//") ? String(path.dropFirst(2)) : path)
+        }
+        throw StartupError.unsupportedDatabase(url)
+    }
+
+    /// The admin key's SHA-256: from `TOLLGATE_ADMIN_KEY`, else the one generated on the first start
+    /// (printed once, only its hash kept).
+    static func adminKey(store: any Store, environment: [String: String], logger: Logger) throws -> [UInt8] {
+        if let key = environment["TOLLGATE_ADMIN_KEY"], !key.isEmpty {
+            return SHA256.hash(Array(key.utf8))
+        }
+        if let stored = try store.setting("admin_key_sha256"), let bytes = Hex.decode(stored) {
+            return bytes
+        }
+        let key = "tga-" + VirtualKey.generate().dropFirst(VirtualKey.plainPrefix.count)
+        let hash = SHA256.hash(Array(key.utf8))
+        try store.setSetting("admin_key_sha256", Hex.encode(hash))
+        print("""
+            Generated the admin key (shown once, keep it safe):
+                export TOLLGATE_ADMIN_KEY=\(key)
+            """)
+        return hash
+    }
+
+    /// Trust roots for `https` upstreams: the system's, or the file in `SSL_CERT_FILE`.
+    static func makeTLSContext(environment: [String: String]) throws -> NIOSSLContext {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        if let file = environment["SSL_CERT_FILE"], !file.isEmpty {
+            configuration.trustRoots = .file(file)
+        }
+        return try NIOSSLContext(configuration: configuration)
+    }
+}
+
+/// Keeps the ledger writer alive while the gateway runs, and flushes it last, after the server drained.
+struct LedgerService: Service {
+    let ledger: LedgerWriter
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        ledger.shutdown()
+    }
+}

@@ -1,0 +1,124 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import TollgateCore
+import TollgateProviders
+
+/// The OpenAI-format endpoints the relay forwards.
+enum ForwardedEndpoint: String {
+    case chatCompletions = "chat.completions"
+    case embeddings
+
+    var upstreamPath: String {
+        switch self {
+        case .chatCompletions: "/chat/completions"
+        case .embeddings: "/embeddings"
+        }
+    }
+}
+
+/// Where an exchange's response comes from.
+enum ResponseSource {
+    case upstream(UpstreamConnection)
+    case demo(DemoUpstream)
+
+    func abandon() {
+        switch self {
+        case .upstream(let connection): connection.close()
+        case .demo(let demo): demo.cancel()
+        }
+    }
+}
+
+/// One request on the forwarding path, from its last body byte to its ledger row.
+///
+/// Phases: `awaitingUpstream` (request sent, no answer yet) → `buffering` (a non-streamed answer, held
+/// whole because its cost goes into a header) or `streaming` (the head is sent; chunks pass as they come)
+/// or `upstreamFault` (a 5xx or auth failure upstream, to become a 502) → `settled` (ledger row queued).
+final class Exchange {
+    enum Phase {
+        case awaitingUpstream
+        case buffering(HTTPResponseHead, ByteBuffer?)
+        case streaming(SSEUsageTap)
+        case upstreamFault(HTTPResponseStatus)
+        case settled
+    }
+
+    let id: String
+    let createdAt: Date
+    let startedAt: NIODeadline
+    let clientHead: HTTPRequestHead
+    var endpoint: ForwardedEndpoint?
+    var key: ResolvedKey?
+    var requestedModel: String?
+    var deployment: Deployment?
+    var fields = OpenAIRequestFields()
+    var tags: [String] = []
+    var phase: Phase = .awaitingUpstream
+    var source: ResponseSource?
+    var upstreamRequest: (head: HTTPRequestHead, body: ByteBuffer)?
+    var retriedOnFreshConnection = false
+    /// When the upstream's answer began (its head).
+    var firstByteAt: NIODeadline?
+    /// When the first chunk of a stream passed to the client: time to first token.
+    var firstChunkAt: NIODeadline?
+    var firstByteTimer: Scheduled<Void>?
+    var idleTimer: Scheduled<Void>?
+
+    init(clientHead: HTTPRequestHead, startedAt: NIODeadline) {
+        self.id = RequestID.make()
+        self.createdAt = Date()
+        self.startedAt = startedAt
+        self.clientHead = clientHead
+        self.tags = Exchange.tags(from: clientHead.headers)
+    }
+
+    var isSettled: Bool {
+        if case .settled = phase { return true }
+        return false
+    }
+
+    func cancelTimers() {
+        firstByteTimer?.cancel()
+        firstByteTimer = nil
+        idleTimer?.cancel()
+        idleTimer = nil
+    }
+
+    /// `x-tollgate-tags: a,b` — trimmed, empties dropped, at most 16 of at most 64 bytes each.
+    static func tags(from headers: HTTPHeaders) -> [String] {
+        var tags: [String] = []
+        for value in headers["x-tollgate-tags"] {
+            for part in value.split(separator: ",") {
+                let tag = part.trimmingCharacters(in: .whitespaces)
+                if !tag.isEmpty, tag.utf8.count <= 64, !tags.contains(tag), tags.count < 16 { tags.append(tag) }
+            }
+        }
+        return tags
+    }
+
+    /// The ledger row for this exchange as it ends, priced from `usage`.
+    func ledgerRecord(status: Int, usage: Usage, usageEstimated: Bool, error: String?, now: NIODeadline) -> LedgerRecord {
+        let cost = deployment?.price.cost(of: usage) ?? .zero
+        let latency = Int((now - startedAt).nanoseconds / 1_000_000)
+        let ttft = (firstChunkAt ?? firstByteAt).map { Int(($0 - startedAt).nanoseconds / 1_000_000) }
+        return LedgerRecord(
+            id: id, createdAt: createdAt, endpoint: endpoint?.rawValue ?? clientHead.uri,
+            keyID: key?.record.id, userID: key?.record.userID, userName: key?.userName,
+            teamID: key?.record.teamID, teamName: key?.teamName, orgID: key?.record.orgID,
+            requestedModel: requestedModel, model: deployment?.name, provider: deployment?.provider,
+            usage: usage, usageEstimated: usageEstimated, cost: cost, status: status, latencyMs: latency,
+            ttftMs: ttft, stream: fields.stream, tags: tags, agentic: fields.agentic, error: error)
+    }
+
+    /// What a stream cut short generated, when the upstream never reported usage: the prompt bound from
+    /// its size and one token per content event.
+    func estimatedUsage(contentEvents: Int) -> Usage {
+        Usage(inputTokens: TokenEstimate.promptTokens(bytes: fields.promptBytes), outputTokens: contentEvents)
+    }
+}
+
+enum TokenEstimate {
+    /// About four bytes of English or code per token for the GPT and Claude families.
+    static func promptTokens(bytes: Int) -> Int { (bytes + 3) / 4 }
+}

@@ -1,0 +1,476 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import TollgateCore
+import TollgateProviders
+
+/// The front of every connection: `/v1/*` requests are answered here, on the event loop (authenticate,
+/// scan, forward to an upstream or the demo model, tap usage, queue the ledger row); every other request
+/// passes on to Hummingbird behind it. `HTTPServerPipelineHandler` sits in front, so at most one request is
+/// in flight per connection and the two paths never interleave bytes.
+///
+/// States: `idle` → (`/v1` head) `readingBody` → (end) `responding` → (response end written) `idle`;
+/// or `idle` → (other head) `passingThrough` → (end) `idle`.
+final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, UpstreamResponseDelegate {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias InboundOut = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private struct IncomingRequest {
+        var head: HTTPRequestHead
+        var body: ByteBuffer?
+        var tooLarge: Bool
+        var startedAt: NIODeadline
+    }
+
+    private enum State {
+        case idle
+        case passingThrough
+        case readingBody(IncomingRequest)
+        case responding(Exchange)
+    }
+
+    private let gateway: Gateway
+    private var state = State.idle
+    private var context: ChannelHandlerContext?
+    /// Set when the client asked to close, or when the connection cannot carry another request.
+    private var closeAfterResponse = false
+
+    init(gateway: Gateway) {
+        self.gateway = gateway
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+    // MARK: Inbound
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = unwrapInboundIn(data)
+        switch (state, part) {
+        case (.idle, .head(let head)):
+            if RelayHandler.isRelayed(uri: head.uri) {
+                let declared = head.headers.first(name: "content-length").flatMap(Int.init) ?? 0
+                state = .readingBody(IncomingRequest(head: head, body: nil, tooLarge: declared > gateway.settings.maxBodyBytes,
+                                                     startedAt: .now()))
+            } else {
+                state = .passingThrough
+                context.fireChannelRead(data)
+            }
+        case (.passingThrough, .end):
+            state = .idle
+            context.fireChannelRead(data)
+        case (.passingThrough, _):
+            context.fireChannelRead(data)
+        case (.readingBody(var request), .body(var buffer)):
+            guard !request.tooLarge else { return }
+            let size = (request.body?.readableBytes ?? 0) + buffer.readableBytes
+            if size > gateway.settings.maxBodyBytes {
+                request.tooLarge = true
+                request.body = nil
+            } else if request.body == nil {
+                request.body = buffer
+            } else {
+                request.body!.writeBuffer(&buffer)
+            }
+            state = .readingBody(request)
+        case (.readingBody(let request), .end):
+            let exchange = Exchange(clientHead: request.head, startedAt: request.startedAt)
+            state = .responding(exchange)
+            closeAfterResponse = closeAfterResponse || !request.head.isKeepAlive
+            handle(exchange, body: request.body ?? context.channel.allocator.buffer(capacity: 0), tooLarge: request.tooLarge,
+                   context: context)
+        default:
+            // The pipeline handler delivers one well-formed request at a time; anything else is a bug
+            // upstream of here, and the connection is not trustworthy any more.
+            context.close(promise: nil)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if case .responding(let exchange) = state, !exchange.isSettled {
+            clientGone(exchange)
+        }
+        state = .idle
+        context.fireChannelInactive()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if case .responding(let exchange) = state, case .upstream(let connection) = exchange.source {
+            connection.setReading(context.channel.isWritable)
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    static func isRelayed(uri: String) -> Bool {
+        uri.hasPrefix("/v1/") || uri == "/v1" || uri.hasPrefix("/v1?")
+    }
+
+    // MARK: Handling a request
+
+    private func handle(_ exchange: Exchange, body: ByteBuffer, tooLarge: Bool, context: ChannelHandlerContext) {
+        let path = exchange.clientHead.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? exchange.clientHead.uri
+        let method = exchange.clientHead.method
+        switch path {
+        case "/v1/chat/completions", "/v1/embeddings":
+            guard method == .POST else {
+                return refuse(exchange, .methodNotAllowed(method: method.rawValue, path: path), record: false)
+            }
+            exchange.endpoint = path == "/v1/embeddings" ? .embeddings : .chatCompletions
+            forward(exchange, body: body, tooLarge: tooLarge, context: context)
+        case "/v1/models":
+            guard method == .GET else {
+                return refuse(exchange, .methodNotAllowed(method: method.rawValue, path: path), record: false)
+            }
+            guard let key = authenticate(exchange) else { return }
+            respondModels(exchange, key: key)
+        default:
+            refuse(exchange, .notFound(path: path), record: false)
+        }
+    }
+
+    /// The caller's key, or nil after answering 401.
+    private func authenticate(_ exchange: Exchange) -> ResolvedKey? {
+        let headers = exchange.clientHead.headers
+        var presented: Substring?
+        if let authorization = headers.first(name: "authorization") {
+            let value = Substring(authorization)
+            if value.count > 7, value.prefix(7).lowercased() == "bearer " {
+                presented = value.dropFirst(7).drop(while: { $0 == " " })
+            }
+        } else if let apiKey = headers.first(name: "x-api-key") {
+            presented = Substring(apiKey)
+        }
+        guard let presented, !presented.isEmpty else {
+            refuse(exchange, .invalidAPIKey(reason: "Missing API key: send it as 'Authorization: Bearer tg-…'."), record: true)
+            return nil
+        }
+        switch gateway.keys.authenticate(plainKey: presented, now: Date()) {
+        case .valid(let key):
+            exchange.key = key
+            return key
+        case .refused(let key, let reason):
+            exchange.key = key
+            refuse(exchange, .invalidAPIKey(reason: reason), record: true)
+            return nil
+        }
+    }
+
+    private func forward(_ exchange: Exchange, body: ByteBuffer, tooLarge: Bool, context: ChannelHandlerContext) {
+        guard let key = authenticate(exchange) else { return }
+        guard !tooLarge else { return refuse(exchange, .bodyTooLarge(limit: gateway.settings.maxBodyBytes), record: true) }
+        do {
+            exchange.fields = try body.withUnsafeReadableBytes { bytes throws(JSONScanner.Failure) in
+                try OpenAIRequestFields.scan(bytes)
+            }
+        } catch {
+            return refuse(exchange, GatewayError.from(error), record: true)
+        }
+        if exchange.endpoint == .embeddings { exchange.fields.stream = false }
+        guard let model = exchange.fields.model, !model.isEmpty else {
+            return refuse(exchange, .invalidRequest(message: "You must provide a model parameter.", param: "model"), record: true)
+        }
+        exchange.requestedModel = model
+        guard let deployment = gateway.models[model] else { return refuse(exchange, .modelNotFound(model: model), record: true) }
+        guard key.mayUse(model) else { return refuse(exchange, .modelNotAllowed(model: model), record: true) }
+        exchange.deployment = deployment
+
+        let upstreamBody = RelayHandler.apply(exchange.fields.upstreamEdits(upstreamModel: deployment.upstreamModel), to: body,
+                                              allocator: context.channel.allocator)
+        switch deployment.endpoint {
+        case .demo(let settings):
+            let demo = DemoUpstream(eventLoop: context.eventLoop, settings: settings, deployment: deployment,
+                                    endpoint: exchange.endpoint ?? .chatCompletions, fields: exchange.fields,
+                                    allocator: context.channel.allocator)
+            exchange.source = .demo(demo)
+            demo.start(delegate: self)
+        case .http(let target, let basePath, let hostHeader):
+            var headers = HTTPHeaders()
+            headers.reserveCapacity(6)
+            headers.add(name: "host", value: hostHeader)
+            headers.add(name: "content-type", value: "application/json")
+            headers.add(name: "content-length", value: String(upstreamBody.readableBytes))
+            headers.add(name: "accept", value: exchange.fields.stream ? "text/event-stream" : "application/json")
+            headers.add(name: "user-agent", value: "tollgate")
+            if let apiKey = deployment.apiKey { headers.add(name: "authorization", value: "Bearer " + apiKey) }
+            let head = HTTPRequestHead(version: .http1_1, method: .POST, uri: basePath + (exchange.endpoint ?? .chatCompletions).upstreamPath,
+                                       headers: headers)
+            exchange.upstreamRequest = (head, upstreamBody)
+            sendUpstream(exchange, target: target, fresh: false)
+        }
+    }
+
+    private func sendUpstream(_ exchange: Exchange, target: UpstreamTarget, fresh: Bool) {
+        guard let context, let pool = gateway.pools.pool(for: context.eventLoop), let request = exchange.upstreamRequest else {
+            return failUpstream(exchange, detail: "no upstream connection pool on this event loop")
+        }
+        let settings = gateway.settings
+        let completion: (Result<UpstreamConnection, any Error>) -> Void = { result in
+            guard case .responding(let current) = self.state, current === exchange, !exchange.isSettled else {
+                if case .success(let connection) = result { pool.release(connection) }
+                return
+            }
+            switch result {
+            case .success(let connection):
+                exchange.source = .upstream(connection)
+                exchange.firstByteTimer = context.eventLoop.assumeIsolated().scheduleTask(in: settings.firstByteTimeout) {
+                    self.firstByteTimedOut(exchange)
+                }
+                connection.send(head: request.head, body: request.body, delegate: self)
+            case .failure(let error):
+                self.failUpstream(exchange, detail: "could not connect (\(error))")
+            }
+        }
+        if fresh {
+            pool.connect(target, connectTimeout: settings.connectTimeout, completion)
+        } else {
+            pool.acquire(target, connectTimeout: settings.connectTimeout, completion)
+        }
+    }
+
+    private static func apply(_ edits: [BodyEdit], to body: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer {
+        guard !edits.isEmpty else { return body }
+        var out = allocator.buffer(capacity: body.readableBytes + edits.reduce(0) { $0 + $1.replacement.count })
+        var cursor = 0
+        var source = body
+        for edit in edits {
+            if let slice = source.getSlice(at: source.readerIndex + cursor, length: edit.range.lowerBound - cursor) {
+                out.writeImmutableBuffer(slice)
+            }
+            out.writeBytes(edit.replacement)
+            cursor = edit.range.upperBound
+        }
+        source.moveReaderIndex(forwardBy: cursor)
+        out.writeBuffer(&source)
+        return out
+    }
+
+    // MARK: Upstream events
+
+    func upstreamResponseHead(_ head: HTTPResponseHead) {
+        guard case .responding(let exchange) = state, !exchange.isSettled else { return }
+        exchange.firstByteTimer?.cancel()
+        exchange.firstByteTimer = nil
+        exchange.firstByteAt = exchange.firstByteAt ?? .now()
+        let code = head.status.code
+        if code >= 500 || code == 401 || code == 403 || code == 407 {
+            exchange.phase = .upstreamFault(head.status)
+        } else if exchange.fields.stream, code == 200,
+                  head.headers.first(name: "content-type")?.contains("text/event-stream") == true {
+            exchange.phase = .streaming(SSEUsageTap(hidesUsageChunk: !exchange.fields.clientIncludeUsage))
+            var headers = responseHeaders(exchange)
+            headers.add(name: "content-type", value: "text/event-stream")
+            headers.add(name: "cache-control", value: "no-cache")
+            writeHead(HTTPResponseHead(version: exchange.clientHead.version, status: .ok, headers: headers))
+            armIdleTimer(exchange)
+        } else {
+            exchange.phase = .buffering(head, nil)
+        }
+    }
+
+    func upstreamResponseBody(_ buffer: ByteBuffer) {
+        guard case .responding(let exchange) = state, let context else { return }
+        switch exchange.phase {
+        case .buffering(let head, var body):
+            var incoming = buffer
+            if body == nil { body = incoming } else { body!.writeBuffer(&incoming) }
+            exchange.phase = .buffering(head, body)
+        case .streaming(var tap):
+            armIdleTimer(exchange)
+            if case .none = exchange.firstChunkAt { exchange.firstChunkAt = .now() }
+            let forward = buffer.withUnsafeReadableBytes { tap.feed($0) }
+            exchange.phase = .streaming(tap)
+            switch forward {
+            case .all:
+                context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+            case .bytes(let bytes) where !bytes.isEmpty:
+                context.writeAndFlush(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: bytes)))), promise: nil)
+            case .bytes:
+                break
+            }
+        case .awaitingUpstream, .upstreamFault, .settled:
+            break
+        }
+    }
+
+    func upstreamResponseEnd() {
+        guard case .responding(let exchange) = state, !exchange.isSettled else { return }
+        exchange.cancelTimers()
+        switch exchange.phase {
+        case .buffering(let head, let body):
+            let usage = body.flatMap { body in body.withUnsafeReadableBytes { OpenAIUsage.scan(responseBody: $0) } }
+            let record = exchange.ledgerRecord(status: Int(head.status.code), usage: usage ?? Usage(), usageEstimated: false,
+                                               error: head.status.code >= 400 ? "upstream answered \(head.status.code)" : nil,
+                                               now: .now())
+            var headers = responseHeaders(exchange)
+            headers.add(name: "content-type", value: head.headers.first(name: "content-type") ?? "application/json")
+            headers.add(name: "content-length", value: String(body?.readableBytes ?? 0))
+            headers.add(name: "x-tollgate-cost-usd", value: record.cost.decimalString)
+            settle(exchange, record)
+            writeHead(HTTPResponseHead(version: exchange.clientHead.version, status: head.status, headers: headers))
+            if let body, body.readableBytes > 0 { context?.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil) }
+            finishResponse()
+        case .streaming(var tap):
+            let rest = tap.finish()
+            if !rest.isEmpty, let context {
+                context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: rest)))), promise: nil)
+            }
+            let usage = tap.usage ?? exchange.estimatedUsage(contentEvents: tap.contentEvents)
+            settle(exchange, exchange.ledgerRecord(status: 200, usage: usage, usageEstimated: tap.usage == nil, error: nil, now: .now()))
+            finishResponse()
+        case .upstreamFault(let status):
+            failUpstream(exchange, detail: "it answered \(status.code) \(status.reasonPhrase)")
+        case .awaitingUpstream, .settled:
+            break
+        }
+    }
+
+    func upstreamFailed(_ error: any Error, receivedResponse: Bool, wasReused: Bool) {
+        guard case .responding(let exchange) = state, !exchange.isSettled else { return }
+        // A kept-alive connection the upstream had already closed: the request never reached it.
+        if !receivedResponse, wasReused, !exchange.retriedOnFreshConnection,
+           case .http(let target, _, _) = exchange.deployment?.endpoint {
+            exchange.retriedOnFreshConnection = true
+            exchange.cancelTimers()
+            exchange.source = nil
+            return sendUpstream(exchange, target: target, fresh: true)
+        }
+        exchange.cancelTimers()
+        exchange.source = nil
+        if case .streaming(var tap) = exchange.phase {
+            let usage = tap.usage ?? exchange.estimatedUsage(contentEvents: tap.contentEvents)
+            _ = tap.finish()
+            settle(exchange, exchange.ledgerRecord(status: 200, usage: usage, usageEstimated: tap.usage == nil,
+                                                   error: "upstream closed mid-stream: \(error)", now: .now()))
+            finishResponse()
+        } else {
+            failUpstream(exchange, detail: "\(error)")
+        }
+    }
+
+    private func firstByteTimedOut(_ exchange: Exchange) {
+        guard case .responding(let current) = state, current === exchange, !exchange.isSettled else { return }
+        exchange.firstByteTimer = nil
+        exchange.source?.abandon()
+        exchange.source = nil
+        let model = exchange.deployment?.name ?? "unknown"
+        refuse(exchange, .upstreamTimeout(model: model, afterMs: Int(gateway.settings.firstByteTimeout.nanoseconds / 1_000_000)),
+               record: true)
+    }
+
+    private func armIdleTimer(_ exchange: Exchange) {
+        guard let context else { return }
+        exchange.idleTimer?.cancel()
+        exchange.idleTimer = context.eventLoop.assumeIsolated().scheduleTask(in: gateway.settings.idleTimeout) {
+            self.idleTimedOut(exchange)
+        }
+    }
+
+    private func idleTimedOut(_ exchange: Exchange) {
+        guard case .responding(let current) = state, current === exchange, !exchange.isSettled,
+              case .streaming(let tap) = exchange.phase else { return }
+        exchange.idleTimer = nil
+        exchange.source?.abandon()
+        exchange.source = nil
+        let usage = tap.usage ?? exchange.estimatedUsage(contentEvents: tap.contentEvents)
+        settle(exchange, exchange.ledgerRecord(status: 200, usage: usage, usageEstimated: tap.usage == nil,
+                                               error: "upstream idle for longer than the idle time-out", now: .now()))
+        finishResponse()
+    }
+
+    /// The client went away mid-exchange: the upstream is abandoned (its connection closed, never
+    /// reused) and what was generated is billed.
+    private func clientGone(_ exchange: Exchange) {
+        exchange.cancelTimers()
+        exchange.source?.abandon()
+        exchange.source = nil
+        let usage: Usage
+        var estimated = false
+        if case .streaming(let tap) = exchange.phase {
+            usage = tap.usage ?? exchange.estimatedUsage(contentEvents: tap.contentEvents)
+            estimated = tap.usage == nil
+        } else {
+            usage = Usage()
+        }
+        settle(exchange, exchange.ledgerRecord(status: 499, usage: usage, usageEstimated: estimated,
+                                               error: "client closed the connection", now: .now()))
+    }
+
+    // MARK: Answers
+
+    private func failUpstream(_ exchange: Exchange, detail: String) {
+        exchange.source?.abandon()
+        exchange.source = nil
+        refuse(exchange, .upstreamFault(model: exchange.deployment?.name ?? "unknown", detail: detail), record: true)
+    }
+
+    /// Answers with a gateway error; `record` adds a ledger row (every billable endpoint does).
+    private func refuse(_ exchange: Exchange, _ error: GatewayError, record: Bool) {
+        exchange.cancelTimers()
+        if record {
+            settle(exchange, exchange.ledgerRecord(status: Int(error.status.code), usage: Usage(), usageEstimated: false,
+                                                   error: error.message, now: .now()))
+        } else {
+            exchange.phase = .settled
+        }
+        var headers = responseHeaders(exchange)
+        let body = error.openAIBody()
+        headers.add(name: "content-type", value: "application/json")
+        headers.add(name: "content-length", value: String(body.utf8.count))
+        writeHead(HTTPResponseHead(version: exchange.clientHead.version, status: error.status, headers: headers))
+        if let context { context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil) }
+        finishResponse()
+    }
+
+    private func respondModels(_ exchange: Exchange, key: ResolvedKey) {
+        var body = #"{"object":"list","data":["#
+        var first = true
+        for name in gateway.models.names where key.mayUse(name) {
+            guard let deployment = gateway.models[name] else { continue }
+            if !first { body += "," }
+            first = false
+            let owner = deployment.isSimulated ? "tollgate-demo (simulated)" : deployment.provider
+            body += #"{"id":"# + JSONString.quoted(name) + #","object":"model","created":0,"owned_by":"# + JSONString.quoted(owner) + "}"
+        }
+        body += "]}"
+        exchange.phase = .settled
+        var headers = responseHeaders(exchange)
+        headers.add(name: "content-type", value: "application/json")
+        headers.add(name: "content-length", value: String(body.utf8.count))
+        writeHead(HTTPResponseHead(version: exchange.clientHead.version, status: .ok, headers: headers))
+        if let context { context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil) }
+        finishResponse()
+    }
+
+    private func responseHeaders(_ exchange: Exchange) -> HTTPHeaders {
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(8)
+        headers.add(name: "x-tollgate-request-id", value: exchange.id)
+        if let deployment = exchange.deployment { headers.add(name: "x-tollgate-model", value: deployment.name) }
+        if closeAfterResponse { headers.add(name: "connection", value: "close") }
+        return headers
+    }
+
+    private func writeHead(_ head: HTTPResponseHead) {
+        context?.write(wrapOutboundOut(.head(head)), promise: nil)
+    }
+
+    private func settle(_ exchange: Exchange, _ record: LedgerRecord) {
+        guard !exchange.isSettled else { return }
+        exchange.phase = .settled
+        gateway.ledger.enqueue(record)
+    }
+
+    /// Writes the end of the response. The state goes back to idle first: writing the end lets the
+    /// pipeline handler deliver the next request at once, re-entrantly.
+    private func finishResponse() {
+        state = .idle
+        guard let context else { return }
+        if closeAfterResponse {
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        } else {
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        }
+    }
+}

@@ -1,0 +1,481 @@
+import Foundation
+import GRDB
+import TollgateCore
+
+/// The embedded store: one SQLite file in WAL mode. Times are stored as INTEGER milliseconds since 1970
+/// (UTC), money as INTEGER nano-dollars.
+public final class SQLiteStore: Store {
+    private let database: any DatabaseWriter
+
+    /// Opens (creating if needed) and migrates the database at `path`; `":memory:"` gives a private
+    /// in-memory database.
+    public init(path: String) throws {
+        var configuration = Configuration()
+        configuration.label = "tollgate"
+        // Other processes (a `sqlite3` shell, a backup) may hold the lock for a moment.
+        configuration.busyMode = .timeout(5)
+        if path == ":memory:" {
+            database = try DatabaseQueue(configuration: configuration)
+        } else {
+            database = try DatabasePool(path: path, configuration: configuration)
+        }
+        try migrate()
+    }
+
+    public static func inMemory() throws -> SQLiteStore {
+        try SQLiteStore(path: ":memory:")
+    }
+
+    public func migrate() throws {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1") { db in
+            try db.execute(sql: """
+                CREATE TABLE orgs (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    name TEXT NOT NULL UNIQUE,
+                    created_at INTEGER NOT NULL
+                );
+                CREATE TABLE teams (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    name TEXT NOT NULL UNIQUE,
+                    org_id TEXT NOT NULL REFERENCES orgs(id),
+                    created_at INTEGER NOT NULL
+                );
+                CREATE TABLE users (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    name TEXT NOT NULL UNIQUE,
+                    team_id TEXT REFERENCES teams(id),
+                    org_id TEXT NOT NULL REFERENCES orgs(id),
+                    created_at INTEGER NOT NULL
+                );
+                CREATE TABLE keys (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    name TEXT UNIQUE,
+                    hash_hex TEXT NOT NULL UNIQUE,
+                    prefix TEXT NOT NULL,
+                    user_id TEXT REFERENCES users(id),
+                    team_id TEXT REFERENCES teams(id),
+                    org_id TEXT NOT NULL REFERENCES orgs(id),
+                    allowed_models TEXT,
+                    expires_at INTEGER,
+                    revoked_at INTEGER,
+                    rpm INTEGER,
+                    tpm INTEGER,
+                    created_at INTEGER NOT NULL
+                );
+                CREATE TABLE requests (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    endpoint TEXT NOT NULL,
+                    key_id TEXT,
+                    user_id TEXT,
+                    user_name TEXT,
+                    team_id TEXT,
+                    team_name TEXT,
+                    org_id TEXT,
+                    requested_model TEXT,
+                    model TEXT,
+                    provider TEXT,
+                    input_tokens INTEGER NOT NULL,
+                    cached_input_tokens INTEGER NOT NULL,
+                    cache_write_tokens INTEGER NOT NULL,
+                    output_tokens INTEGER NOT NULL,
+                    reasoning_tokens INTEGER NOT NULL,
+                    usage_estimated INTEGER NOT NULL,
+                    cost_nanos INTEGER NOT NULL,
+                    baseline_cost_nanos INTEGER,
+                    status INTEGER NOT NULL,
+                    latency_ms INTEGER NOT NULL,
+                    ttft_ms INTEGER,
+                    stream INTEGER NOT NULL,
+                    tags TEXT,
+                    agentic INTEGER NOT NULL,
+                    route TEXT,
+                    route_reason TEXT,
+                    error TEXT
+                );
+                CREATE INDEX requests_by_time ON requests(created_at, id);
+                CREATE INDEX requests_by_user ON requests(user_name, created_at);
+                CREATE INDEX requests_by_team ON requests(team_name, created_at);
+                CREATE INDEX requests_by_key ON requests(key_id, created_at);
+                CREATE INDEX requests_by_model ON requests(model, created_at);
+                """)
+            try db.execute(
+                sql: "INSERT INTO orgs (id, name, created_at) VALUES (?, ?, ?)",
+                arguments: [EntityID.make("org"), Self.defaultOrgName, Date().epochMilliseconds])
+        }
+        migrator.registerMigration("v2-settings") { db in
+            try db.execute(sql: "CREATE TABLE settings (name TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL)")
+        }
+        try migrator.migrate(database)
+    }
+
+    static let defaultOrgName = "default"
+
+    // MARK: Identity
+
+    public func setting(_ name: String) throws -> String? {
+        try database.read { db in try String.fetchOne(db, sql: "SELECT value FROM settings WHERE name = ?", arguments: [name]) }
+    }
+
+    public func setSetting(_ name: String, _ value: String) throws {
+        try database.write { db in
+            try db.execute(sql: "INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                           arguments: [name, value])
+        }
+    }
+
+    public func defaultOrg() throws -> OrgRecord {
+        try database.read { db in try Self.defaultOrg(db) }
+    }
+
+    public func createOrg(name: String) throws -> OrgRecord {
+        try database.write { db in
+            try Self.requireUnique(db, table: "orgs", entity: "org", name: name)
+            let org = OrgRecord(id: EntityID.make("org"), name: name, createdAt: .nowInMilliseconds)
+            try db.execute(sql: "INSERT INTO orgs (id, name, created_at) VALUES (?, ?, ?)",
+                           arguments: [org.id, org.name, org.createdAt.epochMilliseconds])
+            return org
+        }
+    }
+
+    public func listOrgs() throws -> [OrgRecord] {
+        try database.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM orgs ORDER BY created_at, rowid").map(OrgRecord.init(row:))
+        }
+    }
+
+    public func createTeam(name: String, org: String?) throws -> TeamRecord {
+        try database.write { db in
+            try Self.requireUnique(db, table: "teams", entity: "team", name: name)
+            let orgID: String
+            if let org {
+                guard let row = try Self.lookUp(db, table: "orgs", reference: org) else {
+                    throw StoreError.notFound(entity: "org", reference: org)
+                }
+                orgID = OrgRecord(row: row).id
+            } else {
+                orgID = try Self.defaultOrg(db).id
+            }
+            let team = TeamRecord(id: EntityID.make("team"), name: name, orgID: orgID, createdAt: .nowInMilliseconds)
+            try db.execute(sql: "INSERT INTO teams (id, name, org_id, created_at) VALUES (?, ?, ?, ?)",
+                           arguments: [team.id, team.name, team.orgID, team.createdAt.epochMilliseconds])
+            return team
+        }
+    }
+
+    public func listTeams() throws -> [TeamRecord] {
+        try database.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM teams ORDER BY created_at, rowid").map(TeamRecord.init(row:))
+        }
+    }
+
+    public func team(_ reference: String) throws -> TeamRecord? {
+        try database.read { db in try Self.lookUp(db, table: "teams", reference: reference).map(TeamRecord.init(row:)) }
+    }
+
+    public func createUser(name: String, team: String?) throws -> UserRecord {
+        try database.write { db in
+            try Self.requireUnique(db, table: "users", entity: "user", name: name)
+            let teamID: String?
+            let orgID: String
+            if let team {
+                guard let row = try Self.lookUp(db, table: "teams", reference: team) else {
+                    throw StoreError.notFound(entity: "team", reference: team)
+                }
+                let record = TeamRecord(row: row)
+                teamID = record.id
+                orgID = record.orgID
+            } else {
+                teamID = nil
+                orgID = try Self.defaultOrg(db).id
+            }
+            let user = UserRecord(id: EntityID.make("user"), name: name, teamID: teamID, orgID: orgID,
+                                  createdAt: .nowInMilliseconds)
+            try db.execute(sql: "INSERT INTO users (id, name, team_id, org_id, created_at) VALUES (?, ?, ?, ?, ?)",
+                           arguments: [user.id, user.name, user.teamID, user.orgID, user.createdAt.epochMilliseconds])
+            return user
+        }
+    }
+
+    public func listUsers() throws -> [UserRecord] {
+        try database.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM users ORDER BY created_at, rowid").map(UserRecord.init(row:))
+        }
+    }
+
+    public func user(_ reference: String) throws -> UserRecord? {
+        try database.read { db in try Self.lookUp(db, table: "users", reference: reference).map(UserRecord.init(row:)) }
+    }
+
+    // MARK: Keys
+
+    public func insertKey(_ key: KeyRecord) throws {
+        try database.write { db in
+            if let name = key.name {
+                try Self.requireUnique(db, table: "keys", entity: "key", name: name)
+            }
+            if try Bool.fetchOne(db, sql: "SELECT 1 FROM keys WHERE hash_hex = ? OR id = ?",
+                                 arguments: [key.hashHex, key.id]) != nil {
+                throw StoreError.duplicate(entity: "key", name: key.name ?? key.prefix)
+            }
+            do {
+                try db.execute(sql: """
+                    INSERT INTO keys (id, name, hash_hex, prefix, user_id, team_id, org_id, allowed_models,
+                                      expires_at, revoked_at, rpm, tpm, created_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """, arguments: [
+                        key.id, key.name, key.hashHex, key.prefix, key.userID, key.teamID, key.orgID,
+                        key.allowedModels.map(JSONText.array), key.expiresAt?.epochMilliseconds,
+                        key.revokedAt?.epochMilliseconds, key.rpm, key.tpm, key.createdAt.epochMilliseconds,
+                    ])
+            } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_FOREIGNKEY {
+                throw StoreError.invalid("key \(key.id) names a user, team or org that does not exist")
+            }
+        }
+    }
+
+    public func listKeys() throws -> [KeyRecord] {
+        try database.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM keys ORDER BY created_at, rowid").map { try KeyRecord(row: $0) }
+        }
+    }
+
+    public func revokeKey(_ reference: String, at time: Date) throws -> KeyRecord {
+        try database.write { db in
+            guard let row = try Self.lookUp(db, table: "keys", reference: reference) else {
+                throw StoreError.notFound(entity: "key", reference: reference)
+            }
+            let id: String = row["id"]
+            try db.execute(sql: "UPDATE keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                           arguments: [time.epochMilliseconds, id])
+            let updated = try Row.fetchOne(db, sql: "SELECT * FROM keys WHERE id = ?", arguments: [id])!
+            return try KeyRecord(row: updated)
+        }
+    }
+
+    // MARK: Ledger
+
+    /// A retried batch whose commit did in fact happen must not count twice: rows already present by id
+    /// are skipped.
+    private static let insertRequestSQL = """
+        INSERT INTO requests (id, created_at, endpoint, key_id, user_id, user_name, team_id, team_name, org_id,
+                              requested_model, model, provider, input_tokens, cached_input_tokens,
+                              cache_write_tokens, output_tokens, reasoning_tokens, usage_estimated, cost_nanos,
+                              baseline_cost_nanos, status, latency_ms, ttft_ms, stream, tags, agentic, route,
+                              route_reason, error)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT(id) DO NOTHING
+        """
+
+    public func appendLedger(_ rows: [LedgerRecord]) throws {
+        guard !rows.isEmpty else { return }
+        try database.write { db in
+            let statement = try db.cachedStatement(sql: Self.insertRequestSQL)
+            for row in rows {
+                statement.setUncheckedArguments([
+                    row.id, row.createdAt.epochMilliseconds, row.endpoint, row.keyID, row.userID, row.userName,
+                    row.teamID, row.teamName, row.orgID, row.requestedModel, row.model, row.provider,
+                    row.usage.inputTokens, row.usage.cachedInputTokens, row.usage.cacheWriteTokens,
+                    row.usage.outputTokens, row.usage.reasoningTokens, row.usageEstimated, row.cost.value,
+                    row.baselineCost?.value, row.status, row.latencyMs, row.ttftMs, row.stream,
+                    row.tags.isEmpty ? nil : JSONText.array(row.tags), row.agentic, row.route, row.routeReason,
+                    row.error,
+                ])
+                try statement.execute()
+            }
+        }
+    }
+
+    /// The cursor is `<created_at ms>:<id>` of the last row handed out; the next page starts strictly
+    /// after it in (created_at desc, id desc) order, so rows written meanwhile never shift a page.
+    public func ledgerPage(limit: Int, cursor: String?) throws -> LedgerPage {
+        guard limit > 0 else { throw StoreError.invalid("limit must be at least 1") }
+        var sql = "SELECT * FROM requests"
+        var arguments: StatementArguments = []
+        if let cursor {
+            guard let separator = cursor.firstIndex(of: ":"),
+                  let milliseconds = Int64(cursor[..<separator]) else {
+                throw StoreError.invalid("cursor \(cursor) is not one this server handed out")
+            }
+            sql += " WHERE (created_at, id) < (?, ?)"
+            arguments += [milliseconds, String(cursor[cursor.index(after: separator)...])]
+        }
+        sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
+        arguments += [limit + 1]
+        let fetched = try database.read { db in
+            try Row.fetchAll(db, sql: sql, arguments: arguments).map { try LedgerRecord(row: $0) }
+        }
+        let rows = Array(fetched.prefix(limit))
+        let next = fetched.count > limit ? rows.last.map { "\($0.createdAt.epochMilliseconds):\($0.id)" } : nil
+        return LedgerPage(rows: rows, next: next)
+    }
+
+    /// `group_by=tag` counts a request once under each distinct tag it carries; untagged requests appear in
+    /// no tag group. For the other groupings, requests without the value (no user, no team…) form the
+    /// `nil` group.
+    public func spend(_ query: SpendQuery) throws -> [SpendRow] {
+        var conditions: [String] = []
+        var arguments: StatementArguments = []
+        let groupExpression: String
+        switch query.groupBy {
+        case .user: groupExpression = "r.user_name"
+        case .team: groupExpression = "r.team_name"
+        case .key: groupExpression = "r.key_id"
+        case .model: groupExpression = "r.model"
+        case .tag: groupExpression = "t.value"
+        case .day:
+            groupExpression = "date((r.created_at + ?) / 1000, 'unixepoch')"
+            arguments += [Int64(query.utcOffsetSeconds) * 1000]
+        }
+        if let from = query.from {
+            conditions.append("r.created_at >= ?")
+            arguments += [from.epochMilliseconds]
+        }
+        if let to = query.to {
+            conditions.append("r.created_at < ?")
+            arguments += [to.epochMilliseconds]
+        }
+        let filter = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
+        let measures = "r.input_tokens, r.cached_input_tokens, r.output_tokens, r.cost_nanos"
+        let source = query.groupBy == .tag
+            // DISTINCT on the row id: a tag repeated on one request still counts it once.
+            ? "SELECT DISTINCT r.rowid, \(groupExpression) AS grp, \(measures) FROM requests r, json_each(r.tags) t\(filter)"
+            : "SELECT \(groupExpression) AS grp, \(measures) FROM requests r\(filter)"
+        let sql = """
+            SELECT grp, COUNT(*) AS requests, SUM(input_tokens) AS input_tokens,
+                   SUM(cached_input_tokens) AS cached_input_tokens, SUM(output_tokens) AS output_tokens,
+                   SUM(cost_nanos) AS cost
+            FROM (\(source))
+            GROUP BY grp
+            ORDER BY cost DESC, grp
+            """
+        return try database.read { db in
+            try Row.fetchAll(db, sql: sql, arguments: arguments).map { row in
+                SpendRow(group: row["grp"], requests: row["requests"], inputTokens: row["input_tokens"],
+                         cachedInputTokens: row["cached_input_tokens"], outputTokens: row["output_tokens"],
+                         cost: Nanodollars(row["cost"]))
+            }
+        }
+    }
+
+    // MARK: Helpers
+
+    /// Created by the first migration; nothing deletes or renames it.
+    private static func defaultOrg(_ db: Database) throws -> OrgRecord {
+        guard let row = try Row.fetchOne(db, sql: "SELECT * FROM orgs WHERE name = ?", arguments: [defaultOrgName])
+        else { throw StoreError.notFound(entity: "org", reference: defaultOrgName) }
+        return OrgRecord(row: row)
+    }
+
+    /// An entity by id or, failing that, by name. `table` is always one of our literal table names.
+    private static func lookUp(_ db: Database, table: String, reference: String) throws -> Row? {
+        try Row.fetchOne(db, sql: "SELECT * FROM \(table) WHERE id = ?1 OR name = ?1 ORDER BY id = ?1 DESC LIMIT 1",
+                         arguments: [reference])
+    }
+
+    private static func requireUnique(_ db: Database, table: String, entity: String, name: String) throws {
+        if try Bool.fetchOne(db, sql: "SELECT 1 FROM \(table) WHERE name = ?", arguments: [name]) != nil {
+            throw StoreError.duplicate(entity: entity, name: name)
+        }
+    }
+}
+
+// MARK: Rows
+
+extension Date {
+    var epochMilliseconds: Int64 { Int64((timeIntervalSince1970 * 1000).rounded()) }
+
+    init(epochMilliseconds: Int64) { self.init(timeIntervalSince1970: Double(epochMilliseconds) / 1000) }
+
+    /// Now, at the precision the store keeps, so that a record returned equals the record read back.
+    static var nowInMilliseconds: Date { Date(epochMilliseconds: Date().epochMilliseconds) }
+}
+
+/// JSON arrays of strings, written by hand because the ledger writes one per tagged request and
+/// `JSONEncoder` costs more than the whole row insert.
+enum JSONText {
+    static func array(_ strings: [String]) -> String {
+        var text = "["
+        for (index, string) in strings.enumerated() {
+            if index > 0 { text += "," }
+            text += "\""
+            for scalar in string.unicodeScalars {
+                switch scalar {
+                case "\"": text += "\\\""
+                case "\\": text += "\\\\"
+                case "\n": text += "\\n"
+                case "\r": text += "\\r"
+                case "\t": text += "\\t"
+                case _ where scalar.value < 0x20:
+                    let hex = String(scalar.value, radix: 16)
+                    text += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                default: text.unicodeScalars.append(scalar)
+                }
+            }
+            text += "\""
+        }
+        return text + "]"
+    }
+
+    /// A stored list that does not decode is an error, never `nil`: for a key's models `nil` means all.
+    static func decodeArray(_ text: String?) throws -> [String]? {
+        guard let text else { return nil }
+        do {
+            return try JSONDecoder().decode([String].self, from: Data(text.utf8))
+        } catch {
+            throw StoreError.invalid("stored list \(text) is not a JSON array of strings")
+        }
+    }
+}
+
+extension OrgRecord {
+    init(row: Row) {
+        self.init(id: row["id"], name: row["name"], createdAt: Date(epochMilliseconds: row["created_at"]))
+    }
+}
+
+extension TeamRecord {
+    init(row: Row) {
+        self.init(id: row["id"], name: row["name"], orgID: row["org_id"],
+                  createdAt: Date(epochMilliseconds: row["created_at"]))
+    }
+}
+
+extension UserRecord {
+    init(row: Row) {
+        self.init(id: row["id"], name: row["name"], teamID: row["team_id"], orgID: row["org_id"],
+                  createdAt: Date(epochMilliseconds: row["created_at"]))
+    }
+}
+
+extension KeyRecord {
+    init(row: Row) throws {
+        let expiresAt: Int64? = row["expires_at"]
+        let revokedAt: Int64? = row["revoked_at"]
+        self.init(id: row["id"], name: row["name"], hashHex: row["hash_hex"], prefix: row["prefix"],
+                  userID: row["user_id"], teamID: row["team_id"], orgID: row["org_id"],
+                  allowedModels: try JSONText.decodeArray(row["allowed_models"]),
+                  expiresAt: expiresAt.map(Date.init(epochMilliseconds:)),
+                  revokedAt: revokedAt.map(Date.init(epochMilliseconds:)),
+                  rpm: row["rpm"], tpm: row["tpm"], createdAt: Date(epochMilliseconds: row["created_at"]))
+    }
+}
+
+extension LedgerRecord {
+    init(row: Row) throws {
+        let baselineCost: Int64? = row["baseline_cost_nanos"]
+        self.init(
+            id: row["id"], createdAt: Date(epochMilliseconds: row["created_at"]), endpoint: row["endpoint"],
+            keyID: row["key_id"], userID: row["user_id"], userName: row["user_name"], teamID: row["team_id"],
+            teamName: row["team_name"], orgID: row["org_id"], requestedModel: row["requested_model"],
+            model: row["model"], provider: row["provider"],
+            usage: Usage(inputTokens: row["input_tokens"], cachedInputTokens: row["cached_input_tokens"],
+                         cacheWriteTokens: row["cache_write_tokens"], outputTokens: row["output_tokens"],
+                         reasoningTokens: row["reasoning_tokens"]),
+            usageEstimated: row["usage_estimated"], cost: Nanodollars(row["cost_nanos"]),
+            baselineCost: baselineCost.map(Nanodollars.init), status: row["status"], latencyMs: row["latency_ms"],
+            ttftMs: row["ttft_ms"], stream: row["stream"], tags: try JSONText.decodeArray(row["tags"]) ?? [],
+            agentic: row["agentic"], route: row["route"], routeReason: row["route_reason"], error: row["error"])
+    }
+}

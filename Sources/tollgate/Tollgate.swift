@@ -1,0 +1,222 @@
+import ArgumentParser
+import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
+import TollgateServer
+
+@main
+struct Tollgate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tollgate",
+        abstract: "A self-hosted LLM gateway: virtual keys, exact cost, budgets and a ledger.",
+        subcommands: [Serve.self, Teams.self, Users.self, Keys.self, Spend.self, Requests.self])
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Start the gateway.")
+
+    @Option(help: "YAML config file.") var config: String?
+    @Option(help: "Address to listen on (default 127.0.0.1).") var host: String?
+    @Option(help: "Port to listen on (default 4000).") var port: Int?
+    @Option(help: "Database: sqlite:PATH (default sqlite:tollgate.db).") var db: String?
+    @Flag(help: "Also serve the built-in simulated models demo-small and demo-large.") var demo = false
+
+    func run() async throws {
+        do {
+            try await GatewayServer.run(options: ServeOptions(configPath: config, host: host, port: port, database: db, demo: demo))
+        } catch {
+            FileHandle.standardError.write(Data("tollgate: \(error)\n".utf8))
+            throw ExitCode.failure
+        }
+    }
+}
+
+/// Where the admin commands find the gateway, and how they authenticate.
+struct AdminConnection: ParsableArguments {
+    @Option(help: "Gateway URL (default $TOLLGATE_URL or http://127.0.0.1:4000).") var url: String?
+    @Flag(help: "Print the raw JSON answer.") var json = false
+
+    var baseURL: String {
+        url ?? ProcessInfo.processInfo.environment["TOLLGATE_URL"] ?? "http://127.0.0.1:4000"
+    }
+
+    /// Sends one admin request; on an error answer, prints the gateway's message and exits non-zero.
+    func call(_ method: String, _ path: String, body: [String: Any]? = nil) async throws -> (Data, [String: Any]) {
+        guard let adminKey = ProcessInfo.processInfo.environment["TOLLGATE_ADMIN_KEY"], !adminKey.isEmpty else {
+            throw ValidationError("Set TOLLGATE_ADMIN_KEY to the gateway's admin key.")
+        }
+        guard let endpoint = URL(string: baseURL + path) else { throw ValidationError("Bad URL: \(baseURL + path)") }
+        var request = URLRequest(url: endpoint)
+        request.httpMethod = method
+        request.setValue("Bearer " + adminKey, forHTTPHeaderField: "Authorization")
+        if let body {
+            request.setValue("application/json", forHTTPHeaderField: "Content-Type")
+            request.httpBody = try JSONSerialization.data(withJSONObject: body)
+        }
+        let (data, response) = try await URLSession.shared.data(for: request)
+        let status = (response as? HTTPURLResponse)?.statusCode ?? 0
+        let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
+        guard (200..<300).contains(status) else {
+            let message = (object["error"] as? [String: Any])?["message"] as? String ?? String(decoding: data, as: UTF8.self)
+            FileHandle.standardError.write(Data("tollgate: \(status): \(message)\n".utf8))
+            throw ExitCode.failure
+        }
+        return (data, object)
+    }
+
+    /// Prints the answer: raw JSON with `--json`, else one line per row with the given columns.
+    func print(_ data: Data, _ object: [String: Any], columns: [String]) {
+        if json {
+            Swift.print(String(decoding: data, as: UTF8.self))
+            return
+        }
+        let rows = (object["data"] as? [[String: Any]]) ?? [object]
+        let table = [columns] + rows.map { row in columns.map { Self.text(row[$0]) } }
+        let widths = columns.indices.map { index in table.map { $0[index].count }.max() ?? 0 }
+        for line in table {
+            Swift.print(line.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }
+                .joined(separator: "  ").trimmingCharacters(in: .whitespaces))
+        }
+    }
+
+    static func text(_ value: Any?) -> String {
+        switch value {
+        case nil, is NSNull: "-"
+        case let list as [Any]: list.map { text($0) }.joined(separator: ",")
+        case let number as NSNumber: number.stringValue
+        case let other?: "\(other)"
+        }
+    }
+}
+
+struct Teams: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Create and list teams.", subcommands: [Create.self, List.self])
+
+    struct Create: AsyncParsableCommand {
+        @Argument(help: "Team name.") var name: String
+        @Option(help: "Org (name or id).") var org: String?
+        @OptionGroup var connection: AdminConnection
+        func run() async throws {
+            var body: [String: Any] = ["name": name]
+            if let org { body["org"] = org }
+            let (data, object) = try await connection.call("POST", "/admin/teams", body: body)
+            connection.print(data, object, columns: ["id", "name"])
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        @OptionGroup var connection: AdminConnection
+        func run() async throws {
+            let (data, object) = try await connection.call("GET", "/admin/teams")
+            connection.print(data, object, columns: ["id", "name", "created_at"])
+        }
+    }
+}
+
+struct Users: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Create and list users.", subcommands: [Create.self, List.self])
+
+    struct Create: AsyncParsableCommand {
+        @Argument(help: "User name.") var name: String
+        @Option(help: "Team (name or id).") var team: String?
+        @OptionGroup var connection: AdminConnection
+        func run() async throws {
+            var body: [String: Any] = ["name": name]
+            if let team { body["team"] = team }
+            let (data, object) = try await connection.call("POST", "/admin/users", body: body)
+            connection.print(data, object, columns: ["id", "name", "team"])
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        @OptionGroup var connection: AdminConnection
+        func run() async throws {
+            let (data, object) = try await connection.call("GET", "/admin/users")
+            connection.print(data, object, columns: ["id", "name", "team", "created_at"])
+        }
+    }
+}
+
+struct Keys: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Create, list and revoke virtual keys.",
+                                                    subcommands: [Create.self, List.self, Revoke.self])
+
+    struct Create: AsyncParsableCommand {
+        @Option(help: "Owner user (name or id).") var user: String?
+        @Option(help: "Owner team (name or id).") var team: String?
+        @Option(help: "A name for the key.") var name: String?
+        @Option(help: "Comma-separated models or routes the key may use (default: all).") var models: String?
+        @Option(help: "Expiry, RFC 3339 (e.g. 2026-12-31T00:00:00Z).") var expires: String?
+        @OptionGroup var connection: AdminConnection
+        func run() async throws {
+            var body: [String: Any] = [:]
+            if let user { body["user"] = user }
+            if let team { body["team"] = team }
+            if let name { body["name"] = name }
+            if let models { body["models"] = models.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+            if let expires { body["expires_at"] = expires }
+            let (data, object) = try await connection.call("POST", "/admin/keys", body: body)
+            if connection.json {
+                connection.print(data, object, columns: [])
+            } else {
+                Swift.print("Created key \(AdminConnection.text(object["id"])) for \(AdminConnection.text(object["user"] ?? object["team"])).")
+                Swift.print("The key is shown once; store it now:\n\n    \(AdminConnection.text(object["key"]))\n")
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        @OptionGroup var connection: AdminConnection
+        func run() async throws {
+            let (data, object) = try await connection.call("GET", "/admin/keys")
+            connection.print(data, object, columns: ["id", "name", "prefix", "user", "team", "models", "expires_at", "revoked_at"])
+        }
+    }
+
+    struct Revoke: AsyncParsableCommand {
+        @Argument(help: "Key id or name.") var key: String
+        @OptionGroup var connection: AdminConnection
+        func run() async throws {
+            let reference = key.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? key
+            let (data, object) = try await connection.call("DELETE", "/admin/keys/\(reference)")
+            connection.print(data, object, columns: ["id", "name", "revoked_at"])
+        }
+    }
+}
+
+struct Spend: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Spend report from the ledger.")
+
+    @Option(name: .customLong("by"), help: "Group by user, team, key, model, tag or day.") var groupBy = "user"
+    @Option(help: "From (inclusive): a date or an RFC 3339 time.") var from: String?
+    @Option(help: "To (exclusive): a date or an RFC 3339 time.") var to: String?
+    @Flag(help: "CSV instead of a table.") var csv = false
+    @OptionGroup var connection: AdminConnection
+
+    func run() async throws {
+        var query = "group_by=\(groupBy)"
+        if let from { query += "&from=\(from.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? from)" }
+        if let to { query += "&to=\(to.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? to)" }
+        if csv { query += "&format=csv" }
+        let (data, object) = try await connection.call("GET", "/admin/spend?\(query)")
+        if csv {
+            Swift.print(String(decoding: data, as: UTF8.self), terminator: "")
+        } else {
+            connection.print(data, object, columns: [groupBy, "requests", "input_tokens", "cached_input_tokens", "output_tokens", "cost_usd"])
+        }
+    }
+}
+
+struct Requests: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "The newest ledger rows.")
+
+    @Option(help: "How many rows.") var limit = 20
+    @OptionGroup var connection: AdminConnection
+
+    func run() async throws {
+        let (data, object) = try await connection.call("GET", "/admin/requests?limit=\(limit)")
+        connection.print(data, object, columns: ["created_at", "id", "user", "model", "input_tokens", "cached_input_tokens",
+                                                 "output_tokens", "cost_usd", "status", "latency_ms"])
+    }
+}
