@@ -360,6 +360,8 @@ private final class FlakyStore: Store {
     }
 
     func migrate() throws { try inner.migrate() }
+    func setting(_ name: String) throws -> String? { try inner.setting(name) }
+    func setSetting(_ name: String, _ value: String) throws { try inner.setSetting(name, value) }
     func defaultOrg() throws -> OrgRecord { try inner.defaultOrg() }
     func createOrg(name: String) throws -> OrgRecord { try inner.createOrg(name: name) }
     func listOrgs() throws -> [OrgRecord] { try inner.listOrgs() }
