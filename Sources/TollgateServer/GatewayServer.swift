@@ -142,7 +142,9 @@ public enum GatewayServer {
     }
 
     static func deployment(for model: GatewayConfig.ModelConfig, catalog: PriceCatalog) throws -> Deployment {
+        // A simulated model named freely is priced like the small demo model unless told otherwise.
         let catalogEntry = catalog.entry(for: model.upstreamModel) ?? catalog.entry(for: model.name)
+            ?? (model.provider == .demo ? catalog.entry(for: "demo-small") : nil)
         guard let price = model.price ?? catalogEntry?.price else { throw StartupError.unpricedModel(model.name) }
         let endpoint: Deployment.Endpoint
         switch model.provider {
