@@ -118,13 +118,33 @@ public struct JSONScanner: ~Copyable {
                 return start..<(position - 1)
             }
             if byte == UInt8(ascii: "\\") {
-                position += 2
+                try skipEscape()
                 continue
             }
             guard byte >= 0x20 else { throw .malformed(offset: position) }
             position += 1
         }
         throw .malformed(offset: position)
+    }
+
+    /// Consumes an escape (at its backslash) after checking it is one JSON allows, so that a skipped string
+    /// is validated as strictly as a decoded one.
+    mutating func skipEscape() throws(Failure) {
+        position += 1
+        guard let escaped = peek() else { throw .malformed(offset: position) }
+        position += 1
+        switch escaped {
+        case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"),
+             UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
+            return
+        case UInt8(ascii: "u"):
+            for _ in 0..<4 {
+                guard let digit = peek(), digit.isHexDigit else { throw .malformed(offset: position) }
+                position += 1
+            }
+        default:
+            throw .malformed(offset: position - 1)
+        }
     }
 
     public mutating func readBool() throws(Failure) -> Bool {
@@ -163,10 +183,12 @@ public struct JSONScanner: ~Copyable {
     }
 
     mutating func skipValue(depth: Int) throws(Failure) -> Range<Int> {
-        guard depth < Self.maxDepth else { throw .tooDeep }
         skipWhitespace()
         let start = position
-        switch try peekKind() {
+        let kind = try peekKind()
+        // Depth counts containers: a scalar inside the deepest allowed container is fine.
+        if kind == .object || kind == .array, depth >= Self.maxDepth { throw .tooDeep }
+        switch kind {
         case .object:
             try forEachMember { (scanner, _) throws(Failure) in _ = try scanner.skipValue(depth: depth + 1) }
         case .array:
@@ -190,6 +212,8 @@ public struct JSONScanner: ~Copyable {
         var digits = 0
         while let byte = peek(), byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") { position += 1; digits += 1 }
         guard digits > 0 else { throw .malformed(offset: position) }
+        // JSON forbids leading zeros: "0" and "-0" stand alone, "01" is not a number.
+        if digits > 1, bytes[position - digits] == UInt8(ascii: "0") { throw .malformed(offset: position - digits + 1) }
         if peek() == UInt8(ascii: ".") {
             position += 1
             var fraction = 0
@@ -264,5 +288,14 @@ public struct JSONScanner: ~Copyable {
             }
         }
         return String(decoding: out, as: UTF8.self)
+    }
+}
+
+private extension UInt8 {
+    var isHexDigit: Bool {
+        switch self {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "f"), UInt8(ascii: "A")...UInt8(ascii: "F"): true
+        default: false
+        }
     }
 }

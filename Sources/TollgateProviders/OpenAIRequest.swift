@@ -12,6 +12,10 @@ public struct OpenAIRequestFields: Sendable, Equatable {
     public var clientIncludeUsage = false
     /// Byte range of the whole `stream_options` value, if present.
     public var streamOptionsRange: Range<Int>?
+    /// Byte range of the `stream_options.include_usage` value, if present.
+    var includeUsageRange: Range<Int>?
+    /// `stream_options` holds members besides `include_usage` (e.g. `include_obfuscation`): they must be kept.
+    var streamOptionsHasOtherMembers = false
     /// Offset just after the top-level `{`.
     public var bodyStart = 0
     public var hasTools = false
@@ -53,14 +57,17 @@ public struct OpenAIRequestFields: Sendable, Equatable {
                 default: throw .wrongType(param: key, expected: "integer")
                 }
             case "stream_options":
+                let kind = try scanner.peekKind()
                 let start = scanner.offset
-                switch try scanner.peekKind() {
+                switch kind {
                 case .object:
                     try scanner.forEachMember { (scanner, key) throws(JSONScanner.Failure) in
-                        if key == "include_usage", try scanner.peekKind() == .bool {
-                            fields.clientIncludeUsage = try scanner.readBool()
+                        let range = try scanner.skipValue()
+                        if key == "include_usage" {
+                            fields.includeUsageRange = range
+                            fields.clientIncludeUsage = bytes[range].elementsEqual("true".utf8)
                         } else {
-                            try scanner.skipValue()
+                            fields.streamOptionsHasOtherMembers = true
                         }
                     }
                     fields.streamOptionsRange = start..<scanner.offset
@@ -119,7 +126,12 @@ public struct OpenAIRequestFields: Sendable, Equatable {
         var edits: [BodyEdit] = []
         if stream && !clientIncludeUsage {
             let options = Array(#"{"include_usage":true}"#.utf8)
-            if let range = streamOptionsRange {
+            if let range = includeUsageRange {
+                edits.append(BodyEdit(range: range, replacement: Array("true".utf8)))
+            } else if let range = streamOptionsRange, streamOptionsHasOtherMembers {
+                let afterBrace = range.lowerBound + 1
+                edits.append(BodyEdit(range: afterBrace..<afterBrace, replacement: Array(#""include_usage":true,"#.utf8)))
+            } else if let range = streamOptionsRange {
                 edits.append(BodyEdit(range: range, replacement: options))
             } else {
                 edits.append(BodyEdit(range: bodyStart..<bodyStart, replacement: Array(#""stream_options":"#.utf8) + options + [UInt8(ascii: ",")]))

@@ -297,6 +297,8 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     func upstreamResponseEnd() {
         guard case .responding(let exchange) = state, !exchange.isSettled else { return }
         exchange.cancelTimers()
+        // The response is complete: the connection has gone back to its pool and is no longer ours.
+        exchange.source = nil
         switch exchange.phase {
         case .buffering(let head, let body):
             let usage = body.flatMap { body in body.withUnsafeReadableBytes { OpenAIUsage.scan(responseBody: $0) } }
