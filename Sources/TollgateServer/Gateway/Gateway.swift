@@ -1,4 +1,6 @@
+import Foundation
 import Logging
+import Synchronization
 import NIOCore
 import TollgateCore
 import TollgateStore
@@ -31,11 +33,21 @@ final class Gateway: Sendable {
     }
 }
 
+/// Request ids: a random prefix drawn once per process and a counter, so that ids are unique across
+/// restarts and instances without a system call for randomness on every request.
 enum RequestID {
-    static func make() -> String {
+    private static let prefix: String = {
         var generator = SystemRandomNumberGenerator()
-        let value = generator.next() as UInt64
-        let hex = String(value, radix: 16)
-        return "req_" + String(repeating: "0", count: 16 - hex.count) + hex
+        // The start second and 32 random bits: two processes share a prefix only if both coincide.
+        let start = UInt64(Date().timeIntervalSince1970) << 32 | UInt64(generator.next() as UInt32)
+        let hex = String(start, radix: 16)
+        return "req_" + String(repeating: "0", count: max(0, 16 - hex.count)) + hex
+    }()
+    private static let counter = Atomic<UInt64>(0)
+
+    static func make() -> String {
+        let next = counter.wrappingAdd(1, ordering: .relaxed).newValue
+        let hex = String(next, radix: 16)
+        return prefix + String(repeating: "0", count: max(0, 12 - hex.count)) + hex
     }
 }

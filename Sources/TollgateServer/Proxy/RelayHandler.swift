@@ -52,8 +52,14 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         case (.idle, .head(let head)):
             if RelayHandler.isRelayed(uri: head.uri) {
                 let declared = head.headers.first(name: "content-length").flatMap(Int.init) ?? 0
-                state = .readingBody(IncomingRequest(head: head, body: nil, tooLarge: declared > gateway.settings.maxBodyBytes,
-                                                     startedAt: .now()))
+                let tooLarge = declared > gateway.settings.maxBodyBytes
+                state = .readingBody(IncomingRequest(head: head, body: nil, tooLarge: tooLarge, startedAt: .now()))
+                // curl asks before sending bodies over 1 KiB, and would otherwise wait a second.
+                if !tooLarge, head.version == .http1_1,
+                   head.headers.first(name: "expect")?.lowercased() == "100-continue" {
+                    context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))),
+                                          promise: nil)
+                }
             } else {
                 state = .passingThrough
                 context.fireChannelRead(data)
