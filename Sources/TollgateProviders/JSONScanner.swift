@@ -1,7 +1,7 @@
 /// A validating, allocation-light walk over JSON bytes: it checks the whole document is well formed
 /// while handing back only the few members the gateway needs. Full decoding is for bodies that must be
 /// rewritten; a pass-through body is only ever scanned.
-public struct JSONScanner: ~Copyable {
+public struct JSONScanner {
     public enum Failure: Error, Equatable, Sendable {
         case malformed(offset: Int)
         case tooDeep

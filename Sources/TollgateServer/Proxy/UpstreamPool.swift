@@ -41,6 +41,8 @@ final class UpstreamConnection: ChannelInboundHandler, RemovableChannelHandler {
     private var keepAlive = true
     private(set) var requestsServed = 0
     private(set) var isClosed = false
+    /// When the connection last went back to the pool.
+    var idleSince = NIODeadline.now()
 
     init(target: UpstreamTarget) {
         self.target = target
@@ -126,6 +128,9 @@ final class UpstreamPool {
     let eventLoop: any EventLoop
     private let tlsContext: NIOSSLContext?
     private var idle: [UpstreamTarget: [UpstreamConnection]] = [:]
+    /// A pooled connection unused for longer than this is closed rather than trusted: servers and
+    /// middleboxes drop idle connections silently, and a request sent on one would wait for a time-out.
+    static let maxIdleTime = TimeAmount.seconds(50)
     private var open: [ObjectIdentifier: UpstreamConnection] = [:]
 
     init(eventLoop: any EventLoop, tlsContext: NIOSSLContext?) {
@@ -138,8 +143,11 @@ final class UpstreamPool {
     /// Calls back (on this loop) with an idle connection to `target`, or a new one.
     func acquire(_ target: UpstreamTarget, connectTimeout: TimeAmount,
                  _ completion: @escaping (Result<UpstreamConnection, any Error>) -> Void) {
+        let now = NIODeadline.now()
         while let connection = idle[target]?.popLast() {
-            if !connection.isClosed, connection.channel?.isActive == true {
+            if now - connection.idleSince > Self.maxIdleTime {
+                connection.close()
+            } else if !connection.isClosed, connection.channel?.isActive == true {
                 return completion(.success(connection))
             }
         }
@@ -163,7 +171,8 @@ final class UpstreamPool {
                         let tls = try NIOSSLClientHandler(context: tlsContext, serverHostname: serverHostname)
                         try channel.pipeline.syncOperations.addHandler(tls)
                     }
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                    // The upstream request's headers are built by the gateway from its config.
+                    try channel.pipeline.syncOperations.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
                     try channel.pipeline.syncOperations.addHandler(UpstreamConnection(target: target))
                 }
             }
@@ -179,6 +188,7 @@ final class UpstreamPool {
     }
 
     func release(_ connection: UpstreamConnection) {
+        connection.idleSince = .now()
         idle[connection.target, default: []].append(connection)
     }
 
