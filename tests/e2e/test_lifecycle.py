@@ -69,3 +69,42 @@ def test_sigterm_drains_a_stream_flushes_the_ledger_and_a_restart_keeps_it(tmp_p
     finally:
         again.stop()
         fake.stop()
+
+
+def test_idle_keep_alive_connection_is_closed_but_a_slow_upstream_is_waited_for(tmp_path):
+    fake = start_fake(tmp_path)
+    config = gateway_config(fake.port).replace("idle_ms: 5000", "idle_ms: 700")
+    assert "idle_ms: 700" in config
+    gw = start_gateway(tmp_path / "gw", config)
+    try:
+        ident = gw.admin.new_identity()
+        conn = rawhttp.RawConn("127.0.0.1", gw.port, timeout=10)
+        body = json.dumps({"model": "fake-mini", "messages": [{"role": "user", "content": "idle REPLY_WORDS 2"}]})
+        request = ("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                   "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (ident.key, len(body), body)).encode()
+        conn.send(request)
+        assert conn.read_response().status == 200
+        # Quiet for longer than idle_ms: the gateway closes the keep-alive connection.
+        time.sleep(1.5)
+        closed = False
+        try:
+            conn.send(request)
+            closed = conn.read_response(timeout=3).status is None
+        except Exception:
+            closed = True
+        assert closed, "an idle keep-alive connection was kept open past idle_ms"
+        conn.close()
+
+        # A stream whose chunks come every 400 ms is never idle for 700 ms, and completes.
+        conn = rawhttp.RawConn("127.0.0.1", gw.port, timeout=10)
+        body = json.dumps({"model": "fake-mini", "stream": True,
+                           "messages": [{"role": "user", "content": "slow REPLY_WORDS 4 SLOW_CHUNKS 400"}]})
+        conn.send(("POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                   "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (ident.key, len(body), body)).encode())
+        response = conn.read_response(timeout=10)
+        assert response.status == 200
+        assert rawhttp.sse_events(response.body)[-1] == "[DONE]"
+        conn.close()
+    finally:
+        gw.stop()
+        fake.stop()

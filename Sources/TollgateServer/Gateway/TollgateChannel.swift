@@ -25,6 +25,9 @@ struct TollgateChannel: ServerChildChannel, HTTPChannelHandler {
                 withErrorHandling: true,
                 withOutboundHeaderValidation: false
             )
+            // In front of the relay: Hummingbird's own idle time-out never sees `/v1` traffic.
+            try channel.pipeline.syncOperations.addHandler(IdleStateHandler(allTimeout: gateway.settings.idleTimeout),
+                                                           position: .first)
             try channel.pipeline.syncOperations.addHandler(RelayHandler(gateway: gateway))
             try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
             try channel.pipeline.syncOperations.addHandler(HTTPConnectionStateHandler(idleTimeout: nil, logger: logger))

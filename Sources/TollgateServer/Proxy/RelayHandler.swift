@@ -102,6 +102,16 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         context.fireChannelInactive()
     }
 
+    /// A keep-alive connection with nothing in flight for `idle_ms` is closed; one waiting on its
+    /// upstream is left to the upstream time-outs.
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            if case .idle = state { context.close(promise: nil) }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         if case .responding(let exchange) = state, case .upstream(let connection) = exchange.source {
             connection.setReading(context.channel.isWritable)
