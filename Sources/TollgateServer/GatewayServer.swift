@@ -70,8 +70,11 @@ public enum GatewayServer {
         let ledger = LedgerWriter(store: store, flushInterval: .milliseconds(config.ledger.flushMs))
         let keys = KeyIndex()
         let group = MultiThreadedEventLoopGroup.singleton
+        let rateLimits = Dictionary(config.rateLimits.map { limit in
+            ("\(limit.scope.rawValue):\(limit.name)", RateLimit(requestsPerMinute: limit.rpm, tokensPerMinute: limit.tpm))
+        }, uniquingKeysWith: { _, last in last })
         let gateway = Gateway(
-            models: ModelRegistry(deployments), keys: keys, ledger: ledger,
+            models: ModelRegistry(deployments), keys: keys, admission: Admission(configured: rateLimits), ledger: ledger,
             pools: try await UpstreamPools.make(group: group, tlsContext: try makeTLSContext(environment: environment)),
             settings: ProxySettings(
                 maxBodyBytes: config.server.maxBodyBytes,

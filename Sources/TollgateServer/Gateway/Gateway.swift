@@ -17,15 +17,17 @@ struct ProxySettings: Sendable {
 final class Gateway: Sendable {
     let models: ModelRegistry
     let keys: KeyIndex
+    let admission: Admission
     let ledger: LedgerWriter
     let pools: UpstreamPools
     let settings: ProxySettings
     let logger: Logger
 
-    init(models: ModelRegistry, keys: KeyIndex, ledger: LedgerWriter, pools: UpstreamPools, settings: ProxySettings,
+    init(models: ModelRegistry, keys: KeyIndex, admission: Admission, ledger: LedgerWriter, pools: UpstreamPools, settings: ProxySettings,
          logger: Logger) {
         self.models = models
         self.keys = keys
+        self.admission = admission
         self.ledger = ledger
         self.pools = pools
         self.settings = settings

@@ -14,6 +14,7 @@ enum GatewayError: Error, Equatable {
     case methodNotAllowed(method: String, path: String)
     case upstreamFault(model: String, detail: String)
     case upstreamTimeout(model: String, afterMs: Int)
+    case rateLimited(RateDecision.Dimension, retryAfterSeconds: Int?, RateLimitStatus)
 
     var status: HTTPResponseStatus {
         switch self {
@@ -25,6 +26,7 @@ enum GatewayError: Error, Equatable {
         case .methodNotAllowed: .methodNotAllowed
         case .upstreamFault: .badGateway
         case .upstreamTimeout: .gatewayTimeout
+        case .rateLimited: .tooManyRequests
         }
     }
 
@@ -36,6 +38,7 @@ enum GatewayError: Error, Equatable {
         case .invalidRequest, .bodyTooLarge, .methodNotAllowed: "invalid_request_error"
         case .upstreamFault: "upstream_error"
         case .upstreamTimeout: "timeout_error"
+        case .rateLimited(let dimension, _, _): dimension.rawValue
         }
     }
 
@@ -50,6 +53,7 @@ enum GatewayError: Error, Equatable {
         case .methodNotAllowed: "method_not_allowed"
         case .upstreamFault: "upstream_error"
         case .upstreamTimeout: "upstream_timeout"
+        case .rateLimited: "rate_limit_exceeded"
         }
     }
 
@@ -72,6 +76,28 @@ enum GatewayError: Error, Equatable {
         case .methodNotAllowed(let method, let path): "\(method) is not allowed on \(path)."
         case .upstreamFault(let model, let detail): "The upstream for model '\(model)' failed: \(detail)."
         case .upstreamTimeout(let model, let afterMs): "The upstream for model '\(model)' did not answer within \(afterMs) ms."
+        case .rateLimited(let dimension, let retry, let status):
+            switch (dimension, retry) {
+            case (.requests, _):
+                "Rate limit reached: \(status.limitRequests ?? 0) requests per minute. Retry in \(retry ?? 60) s."
+            case (.tokens, let retry?):
+                "Rate limit reached: \(status.limitTokens ?? 0) tokens per minute. Retry in \(retry) s."
+            case (.tokens, nil):
+                "This request alone may use more than the limit of \(status.limitTokens ?? 0) tokens per minute: lower max_tokens or the prompt."
+            }
+        }
+    }
+
+    /// Headers that go with the error: `Retry-After` when waiting helps, else `x-should-retry: false` so
+    /// that the SDKs do not retry in vain.
+    var headers: [(String, String)] {
+        switch self {
+        case .rateLimited(_, let retry, let status):
+            var headers = RateLimitHeaders.fields(status)
+            if let retry { headers.append(("retry-after", String(retry))) } else { headers.append(("x-should-retry", "false")) }
+            return headers
+        default:
+            return []
         }
     }
 
@@ -88,5 +114,16 @@ enum GatewayError: Error, Equatable {
         case .tooDeep: .invalidRequest(message: "The request body nests too deeply.", param: nil)
         case .wrongType(let param, let expected): .invalidRequest(message: "'\(param)' must be a \(expected).", param: param)
         }
+    }
+}
+
+enum RateLimitHeaders {
+    static func fields(_ status: RateLimitStatus) -> [(String, String)] {
+        var fields: [(String, String)] = []
+        if let limit = status.limitRequests { fields.append(("x-ratelimit-limit-requests", String(limit))) }
+        if let remaining = status.remainingRequests { fields.append(("x-ratelimit-remaining-requests", String(remaining))) }
+        if let limit = status.limitTokens { fields.append(("x-ratelimit-limit-tokens", String(limit))) }
+        if let remaining = status.remainingTokens { fields.append(("x-ratelimit-remaining-tokens", String(remaining))) }
+        return fields
     }
 }

@@ -58,6 +58,8 @@ final class Exchange {
     var source: ResponseSource?
     var upstreamRequest: (head: HTTPRequestHead, body: ByteBuffer)?
     var retriedOnFreshConnection = false
+    /// What the admission stage admitted, settled with the ledger row.
+    var admission: Admission.Ticket?
     /// When the upstream's answer began (its head).
     var firstByteAt: NIODeadline?
     /// When the first chunk of a stream passed to the client: time to first token.

@@ -191,6 +191,14 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         guard let deployment = gateway.models[model] else { return refuse(exchange, .modelNotFound(model: model), record: true) }
         guard key.mayUse(model) else { return refuse(exchange, .modelNotAllowed(model: model), record: true) }
         exchange.deployment = deployment
+        let outputBound = exchange.endpoint == .embeddings ? 0 : exchange.fields.maxOutputTokens ?? deployment.maxOutputTokens ?? 4096
+        let tokenBound = TokenEstimate.promptTokens(bytes: exchange.fields.promptBytes) + outputBound
+        switch gateway.admission.admit(key: key, tokenBound: tokenBound, now: Date()) {
+        case .admitted(let ticket):
+            exchange.admission = ticket
+        case .rateLimited(let dimension, let retry, let status):
+            return refuse(exchange, .rateLimited(dimension, retryAfterSeconds: retry, status), record: true)
+        }
 
         let upstreamBody = RelayHandler.apply(exchange.fields.upstreamEdits(upstreamModel: deployment.upstreamModel), to: body,
                                               allocator: context.channel.allocator)
@@ -433,6 +441,7 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             exchange.phase = .settled
         }
         var headers = responseHeaders(exchange)
+        for (name, value) in error.headers { headers.add(name: name, value: value) }
         let body = error.openAIBody()
         headers.add(name: "content-type", value: "application/json")
         headers.add(name: "content-length", value: String(body.utf8.count))
@@ -466,6 +475,9 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         headers.reserveCapacity(8)
         headers.add(name: "x-tollgate-request-id", value: exchange.id)
         if let deployment = exchange.deployment { headers.add(name: "x-tollgate-model", value: deployment.name) }
+        if let status = exchange.admission?.status {
+            for (name, value) in RateLimitHeaders.fields(status) { headers.add(name: name, value: value) }
+        }
         if closeAfterResponse { headers.add(name: "connection", value: "close") }
         return headers
     }
@@ -477,6 +489,9 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     private func settle(_ exchange: Exchange, _ record: LedgerRecord) {
         guard !exchange.isSettled else { return }
         exchange.phase = .settled
+        if let ticket = exchange.admission {
+            gateway.admission.settle(ticket, actualTokens: record.usage.totalPromptTokens + record.usage.outputTokens, now: Date())
+        }
         gateway.ledger.enqueue(record)
     }
 
