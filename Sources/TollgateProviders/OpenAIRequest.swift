@@ -22,6 +22,9 @@ public struct OpenAIRequestFields: Sendable, Equatable {
     public var hasToolResults = false
     /// Bytes of the prompt (`messages` or `input` value): the base of the prompt-size bound.
     public var promptBytes = 0
+    /// Content parts that are not text (images, audio, files): their tokens are not bounded by their
+    /// bytes (a short URL can stand for a large image).
+    public var mediaParts = 0
 
     public init() {}
 
@@ -92,6 +95,8 @@ public struct OpenAIRequestFields: Sendable, Equatable {
                         if key == "role", try scanner.peekKind() == .string {
                             let role = try scanner.readString()
                             if role == "tool" || role == "function" { fields.hasToolResults = true }
+                        } else if key == "content", try scanner.peekKind() == .array {
+                            fields.mediaParts += try Self.countMediaParts(&scanner)
                         } else {
                             try scanner.skipValue()
                         }
@@ -106,6 +111,22 @@ public struct OpenAIRequestFields: Sendable, Equatable {
         }
         try scanner.expectEnd()
         return fields
+    }
+
+    /// Counts the elements of a content array whose `type` is not `text`.
+    static func countMediaParts(_ scanner: inout JSONScanner) throws(JSONScanner.Failure) -> Int {
+        var count = 0
+        try scanner.forEachElement { (scanner) throws(JSONScanner.Failure) in
+            guard try scanner.peekKind() == .object else { try scanner.skipValue(); return }
+            try scanner.forEachMember { (scanner, key) throws(JSONScanner.Failure) in
+                if key == "type", try scanner.peekKind() == .string {
+                    if try scanner.readString() != "text" { count += 1 }
+                } else {
+                    try scanner.skipValue()
+                }
+            }
+        }
+        return count
     }
 
     static func arrayIsNonEmpty(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> Bool {

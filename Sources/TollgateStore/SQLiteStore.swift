@@ -107,6 +107,35 @@ public final class SQLiteStore: Store {
         migrator.registerMigration("v2-settings") { db in
             try db.execute(sql: "CREATE TABLE settings (name TEXT PRIMARY KEY NOT NULL, value TEXT NOT NULL)")
         }
+        migrator.registerMigration("v3-budgets") { db in
+            try db.execute(sql: """
+                CREATE TABLE budgets (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    scope TEXT NOT NULL,
+                    subject_id TEXT NOT NULL,
+                    subject_name TEXT NOT NULL,
+                    model TEXT NOT NULL DEFAULT '',
+                    limit_usd_nanos INTEGER,
+                    limit_tokens INTEGER,
+                    period TEXT NOT NULL,
+                    time_zone TEXT NOT NULL,
+                    mode TEXT NOT NULL,
+                    on_exhaust TEXT NOT NULL,
+                    soft_threshold_ppm INTEGER,
+                    grace_usd_nanos INTEGER NOT NULL DEFAULT 0,
+                    annual_salary_usd_nanos INTEGER,
+                    salary_share_ppm INTEGER,
+                    soft_crossed_at INTEGER,
+                    soft_window_start INTEGER,
+                    created_at INTEGER NOT NULL,
+                    updated_at INTEGER NOT NULL,
+                    UNIQUE (scope, subject_id, model, period)
+                );
+                CREATE INDEX requests_by_user_time ON requests(user_id, created_at);
+                CREATE INDEX requests_by_team_time ON requests(team_id, created_at);
+                CREATE INDEX requests_by_key_time ON requests(key_id, created_at);
+                """)
+        }
         try migrator.migrate(database)
     }
 
@@ -267,6 +296,85 @@ public final class SQLiteStore: Store {
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         ON CONFLICT(id) DO NOTHING
         """
+
+    public func upsertBudget(_ budget: BudgetRecord) throws -> BudgetRecord {
+        try database.write { db in
+            let existing = try Row.fetchOne(db, sql: """
+                SELECT id, created_at FROM budgets WHERE scope = ? AND subject_id = ? AND model = ? AND period = ?
+                """, arguments: [budget.scope, budget.subjectID, budget.model ?? "", budget.period])
+            var stored = budget
+            if let existing {
+                stored.id = existing["id"]
+                stored.createdAt = Date(epochMilliseconds: existing["created_at"])
+            }
+            try db.execute(sql: """
+                INSERT INTO budgets (id, scope, subject_id, subject_name, model, limit_usd_nanos, limit_tokens, period,
+                                     time_zone, mode, on_exhaust, soft_threshold_ppm, grace_usd_nanos,
+                                     annual_salary_usd_nanos, salary_share_ppm, soft_crossed_at, soft_window_start,
+                                     created_at, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT(id) DO UPDATE SET
+                    subject_name = excluded.subject_name, limit_usd_nanos = excluded.limit_usd_nanos,
+                    limit_tokens = excluded.limit_tokens, time_zone = excluded.time_zone, mode = excluded.mode,
+                    on_exhaust = excluded.on_exhaust, soft_threshold_ppm = excluded.soft_threshold_ppm,
+                    grace_usd_nanos = excluded.grace_usd_nanos, annual_salary_usd_nanos = excluded.annual_salary_usd_nanos,
+                    salary_share_ppm = excluded.salary_share_ppm, updated_at = excluded.updated_at
+                """, arguments: [
+                    stored.id, stored.scope, stored.subjectID, stored.subjectName, stored.model ?? "",
+                    stored.limitUSD?.value, stored.limitTokens, stored.period, stored.timeZone, stored.mode,
+                    stored.onExhaust, stored.softThresholdPPM, stored.graceUSD.value, stored.annualSalaryUSD?.value,
+                    stored.salarySharePPM, stored.softThresholdCrossedAt?.epochMilliseconds,
+                    stored.softThresholdWindowStart?.epochMilliseconds, stored.createdAt.epochMilliseconds,
+                    stored.updatedAt.epochMilliseconds,
+                ])
+            return try Row.fetchOne(db, sql: "SELECT * FROM budgets WHERE id = ?", arguments: [stored.id]).map(BudgetRecord.init(row:))!
+        }
+    }
+
+    public func listBudgets() throws -> [BudgetRecord] {
+        try database.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM budgets ORDER BY scope, subject_name, model, period").map(BudgetRecord.init(row:))
+        }
+    }
+
+    public func deleteBudget(_ id: String) throws {
+        try database.write { db in
+            try db.execute(sql: "DELETE FROM budgets WHERE id = ?", arguments: [id])
+            guard db.changesCount > 0 else { throw StoreError.notFound(entity: "budget", reference: id) }
+        }
+    }
+
+    public func markSoftThresholdCrossed(budgetID: String, windowStart: Date, at time: Date) throws {
+        try database.write { db in
+            try db.execute(sql: "UPDATE budgets SET soft_crossed_at = ?, soft_window_start = ? WHERE id = ?",
+                           arguments: [time.epochMilliseconds, windowStart.epochMilliseconds, budgetID])
+        }
+    }
+
+    public func spendSince(_ since: Date, scope: String, subjectID: String, model: String?) throws -> LedgerSpend {
+        let column: String
+        switch scope {
+        case "org": column = "org_id"
+        case "team": column = "team_id"
+        case "user": column = "user_id"
+        case "key": column = "key_id"
+        default: throw StoreError.invalid("unknown budget scope \(scope)")
+        }
+        var sql = """
+            SELECT COALESCE(SUM(cost_nanos), 0) AS usd,
+                   COALESCE(SUM(input_tokens + cached_input_tokens + cache_write_tokens + output_tokens), 0) AS tokens
+            FROM requests WHERE \(column) = ? AND created_at >= ?
+            """
+        var arguments: StatementArguments = [subjectID, since.epochMilliseconds]
+        if let model {
+            sql += " AND model = ?"
+            arguments += [model]
+        }
+        return try database.read { db in
+            let row = try Row.fetchOne(db, sql: sql, arguments: arguments)!
+            return LedgerSpend(usd: Nanodollars(row["usd"]), tokens: row["tokens"])
+        }
+    }
 
     public func appendLedger(_ rows: [LedgerRecord]) throws {
         guard !rows.isEmpty else { return }
@@ -511,4 +619,20 @@ struct Binder {
 
     mutating func int(_ value: Int?) { int(value.map(Int64.init)) }
     mutating func bool(_ value: Bool) { int(value ? 1 : 0) }
+}
+
+extension BudgetRecord {
+    init(row: Row) {
+        let model: String = row["model"]
+        self.init(
+            id: row["id"], scope: row["scope"], subjectID: row["subject_id"], subjectName: row["subject_name"],
+            model: model.isEmpty ? nil : model, limitUSD: (row["limit_usd_nanos"] as Int64?).map(Nanodollars.init),
+            limitTokens: row["limit_tokens"], period: row["period"], timeZone: row["time_zone"], mode: row["mode"],
+            onExhaust: row["on_exhaust"], softThresholdPPM: row["soft_threshold_ppm"],
+            graceUSD: Nanodollars(row["grace_usd_nanos"]), annualSalaryUSD: (row["annual_salary_usd_nanos"] as Int64?).map(Nanodollars.init),
+            salarySharePPM: row["salary_share_ppm"],
+            softThresholdCrossedAt: (row["soft_crossed_at"] as Int64?).map(Date.init(epochMilliseconds:)),
+            softThresholdWindowStart: (row["soft_window_start"] as Int64?).map(Date.init(epochMilliseconds:)),
+            createdAt: Date(epochMilliseconds: row["created_at"]), updatedAt: Date(epochMilliseconds: row["updated_at"]))
+    }
 }

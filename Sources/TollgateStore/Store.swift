@@ -58,6 +58,16 @@ public protocol Store: Sendable {
     /// Marks the key revoked (by id or name) and returns it; an already revoked key keeps its first time.
     func revokeKey(_ reference: String, at: Date) throws -> KeyRecord
 
+    /// Creates or replaces the budget with the same (scope, subject, model, period), keeping its id and
+    /// creation time; returns it as stored.
+    func upsertBudget(_ budget: BudgetRecord) throws -> BudgetRecord
+    func listBudgets() throws -> [BudgetRecord]
+    func deleteBudget(_ id: String) throws
+    func markSoftThresholdCrossed(budgetID: String, windowStart: Date, at: Date) throws
+    /// The settled spend since `since` of the requests of one subject (`scope` org|team|user|key),
+    /// optionally of one model.
+    func spendSince(_ since: Date, scope: String, subjectID: String, model: String?) throws -> LedgerSpend
+
     /// Appends ledger rows in one transaction.
     func appendLedger(_ rows: [LedgerRecord]) throws
     func ledgerPage(limit: Int, cursor: String?) throws -> LedgerPage

@@ -258,3 +258,21 @@ struct OpenAIRequestFieldsTests {
         #expect(String(decoding: Array(body.utf8)[range], as: UTF8.self) == #"ft:gpt-4o:acme\/team:\u00e9\"x\""#)
     }
 }
+
+@Suite("OpenAIRequestFields: media parts, whose tokens their bytes do not bound")
+struct OpenAIRequestMediaTests {
+    @Test("image and audio parts are counted, text parts are not")
+    func mediaParts() throws {
+        let body = #"""
+        {"model":"gpt-4o","messages":[
+          {"role":"system","content":"Describe images."},
+          {"role":"user","content":[{"type":"text","text":"What is this?"},
+                                    {"type":"image_url","image_url":{"url":"https://example.com/a.png","detail":"high"}},
+                                    {"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw0KGgo="}}]},
+          {"role":"user","content":[{"type":"input_audio","input_audio":{"data":"UklGRg==","format":"wav"}}]}]}
+        """#
+        let fields = try Array(body.utf8).withUnsafeBytes { bytes in try OpenAIRequestFields.scan(bytes) }
+        #expect(fields.mediaParts == 3)
+        #expect(fields.model == "gpt-4o")
+    }
+}

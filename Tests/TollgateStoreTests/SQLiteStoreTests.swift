@@ -361,6 +361,15 @@ private final class FlakyStore: Store {
 
     func migrate() throws { try inner.migrate() }
     func setting(_ name: String) throws -> String? { try inner.setting(name) }
+    func upsertBudget(_ budget: BudgetRecord) throws -> BudgetRecord { try inner.upsertBudget(budget) }
+    func listBudgets() throws -> [BudgetRecord] { try inner.listBudgets() }
+    func deleteBudget(_ id: String) throws { try inner.deleteBudget(id) }
+    func markSoftThresholdCrossed(budgetID: String, windowStart: Date, at: Date) throws {
+        try inner.markSoftThresholdCrossed(budgetID: budgetID, windowStart: windowStart, at: at)
+    }
+    func spendSince(_ since: Date, scope: String, subjectID: String, model: String?) throws -> LedgerSpend {
+        try inner.spendSince(since, scope: scope, subjectID: subjectID, model: model)
+    }
     func setSetting(_ name: String, _ value: String) throws { try inner.setSetting(name, value) }
     func defaultOrg() throws -> OrgRecord { try inner.defaultOrg() }
     func createOrg(name: String) throws -> OrgRecord { try inner.createOrg(name: name) }
@@ -443,5 +452,56 @@ struct LedgerWriterTests {
             writer.shutdown()
             #expect(try store.ledgerPage(limit: 100, cursor: nil).rows.count == 21)
         }
+    }
+}
+
+@Suite("SQLite store: budgets")
+struct SQLiteStoreBudgetTests {
+    static func budget(scope: String = "user", subject: String, model: String? = nil, limit: String = "1500",
+                       period: String = "month") -> BudgetRecord {
+        BudgetRecord(id: EntityID.make("budget"), scope: scope, subjectID: subject, subjectName: "alice", model: model,
+                     limitUSD: Nanodollars(decimalString: limit), limitTokens: nil, period: period, timeZone: "UTC",
+                     mode: "strict", onExhaust: "reject", softThresholdPPM: 800_000, graceUSD: .zero,
+                     annualSalaryUSD: nil, salarySharePPM: nil, createdAt: Date(), updatedAt: Date())
+    }
+
+    @Test("a budget is upserted on (scope, subject, model, period), keeping its id")
+    func upsert() throws {
+        let store = try SQLiteStore.inMemory()
+        let first = try store.upsertBudget(Self.budget(subject: "user_1"))
+        let changed = try store.upsertBudget(Self.budget(subject: "user_1", limit: "2000"))
+        #expect(changed.id == first.id)
+        #expect(changed.limitUSD == Nanodollars(decimalString: "2000"))
+        let perModel = try store.upsertBudget(Self.budget(subject: "user_1", model: "gpt-4o"))
+        let daily = try store.upsertBudget(Self.budget(subject: "user_1", period: "day"))
+        #expect(Set([first.id, perModel.id, daily.id]).count == 3)
+        #expect(try store.listBudgets().count == 3)
+        try store.markSoftThresholdCrossed(budgetID: first.id, windowStart: Date(timeIntervalSince1970: 0), at: Date(timeIntervalSince1970: 10))
+        let marked = try store.listBudgets().first { $0.id == first.id }
+        #expect(marked?.softThresholdCrossedAt == Date(timeIntervalSince1970: 10))
+        try store.deleteBudget(daily.id)
+        #expect(try store.listBudgets().count == 2)
+        #expect(throws: StoreError.notFound(entity: "budget", reference: daily.id)) { try store.deleteBudget(daily.id) }
+    }
+
+    @Test("a subject's spend since a time is the sum of its ledger rows, optionally for one model")
+    func spendSince() throws {
+        let store = try SQLiteStore.inMemory()
+        func row(_ id: String, user: String, model: String, cost: Int64, at seconds: Double) -> LedgerRecord {
+            LedgerRecord(id: id, createdAt: Date(timeIntervalSince1970: seconds), endpoint: "chat.completions",
+                         keyID: "key_1", userID: user, teamID: "team_1", orgID: "org_1", model: model,
+                         usage: Usage(inputTokens: 10, cachedInputTokens: 5, cacheWriteTokens: 1, outputTokens: 20),
+                         cost: Nanodollars(cost), status: 200, latencyMs: 1)
+        }
+        try store.appendLedger([
+            row("r1", user: "u1", model: "a", cost: 100, at: 1000), row("r2", user: "u1", model: "b", cost: 250, at: 2000),
+            row("r3", user: "u2", model: "a", cost: 7, at: 2000), row("r4", user: "u1", model: "a", cost: 1, at: 500),
+        ])
+        let since = Date(timeIntervalSince1970: 1000)
+        #expect(try store.spendSince(since, scope: "user", subjectID: "u1", model: nil) == LedgerSpend(usd: Nanodollars(350), tokens: 72))
+        #expect(try store.spendSince(since, scope: "user", subjectID: "u1", model: "a") == LedgerSpend(usd: Nanodollars(100), tokens: 36))
+        #expect(try store.spendSince(since, scope: "team", subjectID: "team_1", model: nil).usd == Nanodollars(357))
+        #expect(try store.spendSince(Date(timeIntervalSince1970: 0), scope: "org", subjectID: "org_1", model: nil).usd == Nanodollars(358))
+        #expect(try store.spendSince(since, scope: "key", subjectID: "nobody", model: nil) == LedgerSpend(usd: .zero, tokens: 0))
     }
 }
