@@ -32,6 +32,7 @@ public enum StartupError: Error, CustomStringConvertible {
     case unsupportedDatabase(String)
     case unsupportedProvider(model: String, provider: String)
     case catalogue(String)
+    case badWebhookURL(String)
 
     public var description: String {
         switch self {
@@ -41,6 +42,7 @@ public enum StartupError: Error, CustomStringConvertible {
         case .unsupportedDatabase(let url): "database '\(url)' is not supported yet: use sqlite:PATH"
         case .unsupportedProvider(let model, let provider): "model '\(model)': provider '\(provider)' is not supported yet"
         case .catalogue(let message): "the price catalogue shipped with Tollgate is broken: \(message)"
+        case .badWebhookURL(let url): "webhooks.url '\(url)' is not an http(s) URL with a host"
         }
     }
 }
@@ -73,9 +75,23 @@ public enum GatewayServer {
         let rateLimits = Dictionary(config.rateLimits.map { limit in
             ("\(limit.scope.rawValue):\(limit.name)", RateLimit(requestsPerMinute: limit.rpm, tokensPerMinute: limit.tpm))
         }, uniquingKeysWith: { _, last in last })
+        let pools = try await UpstreamPools.make(group: group, tlsContext: try makeTLSContext(environment: environment))
+        let webhook = try config.webhooks.map { settings in
+            guard let endpoint = WebhookSender.endpoint(url: settings.url) else {
+                throw StartupError.badWebhookURL(settings.url)
+            }
+            return WebhookSender(endpoint: endpoint, secret: settings.secret, pools: pools, eventLoop: group.next(), logger: logger)
+        }
+        let budgets = BudgetLedger(store: store, ledger: ledger, webhook: webhook, logger: logger)
+        let clock = GatewayClock(adjustable: environment["TOLLGATE_TEST_CLOCK"] == "1")
+        try budgets.load(now: clock.now())
+        try applyConfiguredBudgets(config.budgets, store: store, budgets: budgets, now: clock.now(), logger: logger)
+        let expiry = group.next().scheduleRepeatedTask(initialDelay: .seconds(30), delay: .seconds(30)) { _ in
+            budgets.expire(now: clock.now())
+        }
         let gateway = Gateway(
-            models: ModelRegistry(deployments), keys: keys, admission: Admission(configured: rateLimits), ledger: ledger,
-            pools: try await UpstreamPools.make(group: group, tlsContext: try makeTLSContext(environment: environment)),
+            models: ModelRegistry(deployments), keys: keys, admission: Admission(configured: rateLimits), budgets: budgets, clock: clock,
+            ledger: ledger, pools: pools,
             settings: ProxySettings(
                 maxBodyBytes: config.server.maxBodyBytes,
                 connectTimeout: .milliseconds(Int64(config.server.timeouts.connectMs)),
@@ -83,7 +99,7 @@ public enum GatewayServer {
                 idleTimeout: .milliseconds(Int64(config.server.timeouts.idleMs))),
             logger: logger)
 
-        let admin = AdminAPI(store: store, keys: keys, ledger: ledger, adminKeyHash: adminKeyHash,
+        let admin = AdminAPI(store: store, keys: keys, budgets: budgets, clock: clock, ledger: ledger, adminKeyHash: adminKeyHash,
                              databaseKind: config.database.url.hasPrefix("postgres") ? "postgres" : "sqlite")
         try admin.loadKeys()
         let router = Router(context: BasicRequestContext.self)
@@ -109,8 +125,35 @@ public enum GatewayServer {
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         try await serviceGroup.run()
+        expiry.cancel()
         await gateway.pools.closeAll()
         logger.info("Tollgate stopped; ledger flushed")
+    }
+
+    /// Budgets from the config file are stored like those set through the admin API (upsert); one naming
+    /// a subject that does not exist yet is skipped with a warning, not fatal: the admin may create it later.
+    static func applyConfiguredBudgets(_ configured: [GatewayConfig.BudgetConfig], store: any Store, budgets: BudgetLedger,
+                                       now: Date, logger: Logger) throws {
+        for budget in configured {
+            guard let subject = try BudgetSubject.resolve(scope: budget.scope.rawValue, reference: budget.name, store: store) else {
+                logger.warning("config budget for \(budget.scope.rawValue) '\(budget.name)' skipped: no such \(budget.scope.rawValue)")
+                continue
+            }
+            let ppm = { (share: Double) in Int((share * 1_000_000).rounded()) }
+            var limitUSD: Nanodollars?
+            var limitTokens: Int?
+            switch budget.limit {
+            case .usd(let usd): limitUSD = usd
+            case .tokens(let tokens): limitTokens = tokens
+            }
+            try budgets.define(BudgetRecord(
+                id: EntityID.make("budget"), scope: budget.scope.rawValue, subjectID: subject.id, subjectName: subject.name,
+                model: budget.model, limitUSD: limitUSD, limitTokens: limitTokens, period: budget.period.rawValue,
+                timeZone: budget.timezone.identifier, mode: budget.mode.rawValue, onExhaust: budget.onExhaust.rawValue,
+                softThresholdPPM: budget.softThreshold.map(ppm), graceUSD: budget.grace,
+                annualSalaryUSD: budget.salary?.annualSalary, salarySharePPM: budget.salary.map { ppm($0.share) },
+                createdAt: now, updatedAt: now), now: now)
+        }
     }
 
     static func loadCatalog() throws -> PriceCatalog {
@@ -173,7 +216,8 @@ public enum GatewayServer {
         }
         return Deployment(name: model.name, provider: model.provider.rawValue, upstreamModel: model.upstreamModel,
                           apiKey: model.apiKey, price: price, endpoint: endpoint,
-                          maxOutputTokens: model.maxOutputTokens ?? catalogEntry?.maxOutputTokens)
+                          maxOutputTokens: model.maxOutputTokens ?? catalogEntry?.maxOutputTokens,
+                          tier: model.tier ?? catalogEntry?.tier, downgradeTo: model.downgradeTo)
     }
 
     static func openStore(_ url: String) throws -> any Store {

@@ -535,6 +535,14 @@ class Handler:
                 for mid in ("fake-gpt-upstream", "fake-mini", "fake-embed")]}
             await send_full(writer, 200, dumps(body), ka)
             return ka, True
+        if p.startswith("/hooks/") and m == "POST":
+            # A webhook receiver; a path containing "flaky" fails its first delivery (to test retries).
+            seen = sum(1 for r in self.state.requests if r.get("path") == p)
+            if "flaky" in p and seen <= 1:
+                await send_full(writer, 500, error_body("flaky receiver", code="flaky"), ka)
+            else:
+                await send_full(writer, 200, dumps({"ok": True}), ka)
+            return ka, True
         await send_full(writer, 404, error_body(f"no route {m} {p}", code="not_found"), ka)
         return ka, True
 

@@ -40,6 +40,8 @@ struct AdminError: HTTPResponseError {
 struct AdminAPI: Sendable {
     let store: any Store
     let keys: KeyIndex
+    let budgets: BudgetLedger
+    let clock: GatewayClock
     let ledger: LedgerWriter
     let adminKeyHash: [UInt8]
     let databaseKind: String
@@ -104,6 +106,7 @@ struct AdminAPI: Sendable {
         admin.get("spend") { request, _ in
             try self.spend(request)
         }
+        addBudgetRoutes(to: admin)
     }
 
     // MARK: Keys

@@ -18,16 +18,20 @@ final class Gateway: Sendable {
     let models: ModelRegistry
     let keys: KeyIndex
     let admission: Admission
+    let budgets: BudgetLedger
+    let clock: GatewayClock
     let ledger: LedgerWriter
     let pools: UpstreamPools
     let settings: ProxySettings
     let logger: Logger
 
-    init(models: ModelRegistry, keys: KeyIndex, admission: Admission, ledger: LedgerWriter, pools: UpstreamPools, settings: ProxySettings,
+    init(models: ModelRegistry, keys: KeyIndex, admission: Admission, budgets: BudgetLedger, clock: GatewayClock, ledger: LedgerWriter, pools: UpstreamPools, settings: ProxySettings,
          logger: Logger) {
         self.models = models
         self.keys = keys
         self.admission = admission
+        self.budgets = budgets
+        self.clock = clock
         self.ledger = ledger
         self.pools = pools
         self.settings = settings

@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import NIOHTTP1
 import TollgateCore
@@ -15,6 +16,8 @@ enum GatewayError: Error, Equatable {
     case upstreamFault(model: String, detail: String)
     case upstreamTimeout(model: String, afterMs: Int)
     case rateLimited(RateDecision.Dimension, retryAfterSeconds: Int?, RateLimitStatus)
+    case budgetExceeded(BudgetSnapshot, now: Date)
+    case internalError(String)
 
     var status: HTTPResponseStatus {
         switch self {
@@ -26,7 +29,8 @@ enum GatewayError: Error, Equatable {
         case .methodNotAllowed: .methodNotAllowed
         case .upstreamFault: .badGateway
         case .upstreamTimeout: .gatewayTimeout
-        case .rateLimited: .tooManyRequests
+        case .rateLimited, .budgetExceeded: .tooManyRequests
+        case .internalError: .internalServerError
         }
     }
 
@@ -39,6 +43,8 @@ enum GatewayError: Error, Equatable {
         case .upstreamFault: "upstream_error"
         case .upstreamTimeout: "timeout_error"
         case .rateLimited(let dimension, _, _): dimension.rawValue
+        case .budgetExceeded: "insufficient_quota"
+        case .internalError: "server_error"
         }
     }
 
@@ -54,6 +60,8 @@ enum GatewayError: Error, Equatable {
         case .upstreamFault: "upstream_error"
         case .upstreamTimeout: "upstream_timeout"
         case .rateLimited: "rate_limit_exceeded"
+        case .budgetExceeded: "budget_exceeded"
+        case .internalError: "internal_error"
         }
     }
 
@@ -85,6 +93,14 @@ enum GatewayError: Error, Equatable {
             case (.tokens, nil):
                 "This request alone may use more than the limit of \(status.limitTokens ?? 0) tokens per minute: lower max_tokens or the prompt."
             }
+        case .budgetExceeded(let snapshot, _):
+            "The \(["day": "daily ", "week": "weekly ", "month": "monthly ", "total": ""][snapshot.definition.period.rawValue] ?? "")budget of "
+                + "\(snapshot.definition.scope.rawValue) '\(snapshot.definition.subjectName)'"
+                + (snapshot.definition.model.map { " for \($0)" } ?? "")
+                + " cannot cover this request"
+                + (snapshot.window.end.map { " until it resets at \(RFC3339.format($0))" } ?? "")
+                + ": lower max_tokens, or ask for more budget."
+        case .internalError(let detail): "Internal error: \(detail)."
         }
     }
 
@@ -96,6 +112,13 @@ enum GatewayError: Error, Equatable {
             var headers = RateLimitHeaders.fields(status)
             if let retry { headers.append(("retry-after", String(retry))) } else { headers.append(("x-should-retry", "false")) }
             return headers
+        case .budgetExceeded(let snapshot, let now):
+            // Waiting seconds cannot help: the SDKs must not retry it.
+            var headers = [("x-should-retry", "false")]
+            if let end = snapshot.window.end {
+                headers.append(("retry-after", String(max(1, Int(end.timeIntervalSince(now).rounded(.up))))))
+            }
+            return headers
         default:
             return []
         }
@@ -103,9 +126,12 @@ enum GatewayError: Error, Equatable {
 
     /// The OpenAI error shape: `{"error": {"message", "type", "code", "param"}}`.
     func openAIBody() -> String {
-        let param = self.param.map(JSONString.quoted) ?? "null"
-        return #"{"error":{"message":"# + JSONString.quoted(message) + #","type":"# + JSONString.quoted(type)
-            + #","code":"# + JSONString.quoted(code) + #","param":"# + param + "}}"
+        var members: [(String, JSONValue)] = [("message", .string(message)), ("type", .string(type)), ("code", .string(code)),
+                                              ("param", .string(param))]
+        if case .budgetExceeded(let snapshot, _) = self {
+            members.append(("budget", BudgetView.json(snapshot, nil)))
+        }
+        return JSONValue.object([("error", .object(members))]).rendered
     }
 
     static func from(_ failure: JSONScanner.Failure) -> GatewayError {

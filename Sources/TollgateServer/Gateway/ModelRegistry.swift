@@ -29,6 +29,10 @@ struct Deployment: Sendable {
     var price: ModelPrice
     var endpoint: Endpoint
     var maxOutputTokens: Int?
+    var tier: ModelTier? = nil
+    /// Where an exhausted `downgrade` budget sends this model's requests (else the cheapest model one
+    /// tier lower).
+    var downgradeTo: String? = nil
 
     var isSimulated: Bool {
         if case .demo = endpoint { return true }
@@ -47,4 +51,15 @@ struct ModelRegistry: Sendable {
     }
 
     subscript(name: String) -> Deployment? { deployments[name] }
+
+    /// Where a budget downgrade sends `deployment`'s requests: its `downgrade_to`, else the cheapest model
+    /// one tier lower that the key may use (priced by a typical request: 1,000 tokens in, 1,000 out).
+    func downgradeTarget(for deployment: Deployment, allowed: (String) -> Bool) -> Deployment? {
+        if let name = deployment.downgradeTo { return self[name].flatMap { allowed($0.name) ? $0 : nil } }
+        guard let tier = deployment.tier, let lower = ModelTier.allCases.last(where: { $0 < tier }) else { return nil }
+        let typical = Usage(inputTokens: 1_000, outputTokens: 1_000)
+        return deployments.values
+            .filter { $0.tier == lower && allowed($0.name) }
+            .min { ($0.price.cost(of: typical), $0.name) < ($1.price.cost(of: typical), $1.name) }
+    }
 }

@@ -60,6 +60,13 @@ final class Exchange {
     var retriedOnFreshConnection = false
     /// What the admission stage admitted, settled with the ledger row.
     var admission: Admission.Ticket?
+    /// The budget reservation, settled with the request's actual cost.
+    var reservation: ReservationID?
+    /// The smallest USD remainder on the key's chain after this request's reservation.
+    var budgetRemainingUSD: Nanodollars?
+    /// The model the client asked for, when a budget downgrade serves another.
+    var requestedDeployment: Deployment?
+    var routeReason: String?
     /// When the upstream's answer began (its head).
     var firstByteAt: NIODeadline?
     /// When the first chunk of a stream passed to the client: time to first token.
@@ -67,9 +74,9 @@ final class Exchange {
     var firstByteTimer: Scheduled<Void>?
     var idleTimer: Scheduled<Void>?
 
-    init(clientHead: HTTPRequestHead, startedAt: NIODeadline) {
+    init(clientHead: HTTPRequestHead, startedAt: NIODeadline, createdAt: Date) {
         self.id = RequestID.make()
-        self.createdAt = Date()
+        self.createdAt = createdAt
         self.startedAt = startedAt
         self.clientHead = clientHead
         self.tags = Exchange.tags(from: clientHead.headers)
@@ -102,6 +109,7 @@ final class Exchange {
     /// The ledger row for this exchange as it ends, priced from `usage`.
     func ledgerRecord(status: Int, usage: Usage, usageEstimated: Bool, error: String?, now: NIODeadline) -> LedgerRecord {
         let cost = deployment?.price.cost(of: usage) ?? .zero
+        let baseline = requestedDeployment?.price.cost(of: usage)
         let latency = Int((now - startedAt).nanoseconds / 1_000_000)
         let ttft = (firstChunkAt ?? firstByteAt).map { Int(($0 - startedAt).nanoseconds / 1_000_000) }
         return LedgerRecord(
@@ -109,8 +117,9 @@ final class Exchange {
             keyID: key?.record.id, userID: key?.record.userID, userName: key?.userName,
             teamID: key?.record.teamID, teamName: key?.teamName, orgID: key?.record.orgID,
             requestedModel: requestedModel, model: deployment?.name, provider: deployment?.provider,
-            usage: usage, usageEstimated: usageEstimated, cost: cost, status: status, latencyMs: latency,
-            ttftMs: ttft, stream: fields.stream, tags: tags, agentic: fields.agentic, error: error)
+            usage: usage, usageEstimated: usageEstimated, cost: cost, baselineCost: baseline, status: status, latencyMs: latency,
+            ttftMs: ttft, stream: fields.stream, tags: tags, agentic: fields.agentic, route: nil,
+            routeReason: routeReason, error: error)
     }
 
     /// What a stream cut short generated, when the upstream never reported usage: the prompt bound from

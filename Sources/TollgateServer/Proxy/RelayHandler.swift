@@ -82,7 +82,7 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             }
             state = .readingBody(request)
         case (.readingBody(let request), .end):
-            let exchange = Exchange(clientHead: request.head, startedAt: request.startedAt)
+            let exchange = Exchange(clientHead: request.head, startedAt: request.startedAt, createdAt: gateway.clock.now())
             state = .responding(exchange)
             closeAfterResponse = closeAfterResponse || !request.head.isKeepAlive
             handle(exchange, body: request.body ?? context.channel.allocator.buffer(capacity: 0), tooLarge: request.tooLarge,
@@ -135,6 +135,13 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             }
             exchange.endpoint = path == "/v1/embeddings" ? .embeddings : .chatCompletions
             forward(exchange, body: body, tooLarge: tooLarge, context: context)
+        case "/v1/budget":
+            guard method == .GET else {
+                return refuse(exchange, .methodNotAllowed(method: method.rawValue, path: path), record: false)
+            }
+            guard let key = authenticate(exchange) else { return }
+            let snapshots = gateway.budgets.snapshots(for: key, now: gateway.clock.now())
+            respondJSON(exchange, JSONValue.object([("data", .array(snapshots.map { BudgetView.json($0, nil) }))]).rendered)
         case "/v1/models":
             guard method == .GET else {
                 return refuse(exchange, .methodNotAllowed(method: method.rawValue, path: path), record: false)
@@ -162,7 +169,7 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             refuse(exchange, .invalidAPIKey(reason: "Missing API key: send it as 'Authorization: Bearer tg-…'."), record: true)
             return nil
         }
-        switch gateway.keys.authenticate(plainKey: presented, now: Date()) {
+        switch gateway.keys.authenticate(plainKey: presented, now: gateway.clock.now()) {
         case .valid(let key):
             exchange.key = key
             return key
@@ -191,14 +198,16 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         guard let deployment = gateway.models[model] else { return refuse(exchange, .modelNotFound(model: model), record: true) }
         guard key.mayUse(model) else { return refuse(exchange, .modelNotAllowed(model: model), record: true) }
         exchange.deployment = deployment
-        let outputBound = exchange.endpoint == .embeddings ? 0 : exchange.fields.maxOutputTokens ?? deployment.maxOutputTokens ?? 4096
-        let tokenBound = TokenEstimate.promptTokens(bytes: exchange.fields.promptBytes) + outputBound
-        switch gateway.admission.admit(key: key, tokenBound: tokenBound, now: Date()) {
+        let now = exchange.createdAt
+        let tokenBound = TokenEstimate.promptTokens(bytes: exchange.fields.promptBytes) + outputBound(for: deployment, exchange)
+        switch gateway.admission.admit(key: key, tokenBound: tokenBound, now: now) {
         case .admitted(let ticket):
             exchange.admission = ticket
         case .rateLimited(let dimension, let retry, let status):
             return refuse(exchange, .rateLimited(dimension, retryAfterSeconds: retry, status), record: true)
         }
+        guard admitBudgets(exchange, key: key, deployment: deployment, bodyBytes: body.readableBytes, now: now),
+              let deployment = exchange.deployment else { return }
 
         let upstreamBody = RelayHandler.apply(exchange.fields.upstreamEdits(upstreamModel: deployment.upstreamModel), to: body,
                                               allocator: context.channel.allocator)
@@ -222,6 +231,52 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
                                        headers: headers)
             exchange.upstreamRequest = (head, upstreamBody)
             sendUpstream(exchange, target: target, fresh: false)
+        }
+    }
+
+    /// The request's output limit, else the model's.
+    private func outputBound(for deployment: Deployment, _ exchange: Exchange) -> Int {
+        exchange.endpoint == .embeddings ? 0 : exchange.fields.maxOutputTokens ?? deployment.maxOutputTokens ?? 16_384
+    }
+
+    /// Reserves the request's worst case on every budget of its chain. An exhausted `downgrade` budget
+    /// sends the request to a cheaper model if that one's worst case fits. Returns false after answering 429.
+    private func admitBudgets(_ exchange: Exchange, key: ResolvedKey, deployment: Deployment, bodyBytes: Int, now: Date) -> Bool {
+        let chain = gateway.budgets.chain(for: key, model: deployment.name)
+        guard !chain.isEmpty else { return true }
+        let expiresAt = now.addingTimeInterval(Double(gateway.settings.firstByteTimeout.nanoseconds) / 1e9 + 4 * 3600)
+        func claim(_ deployment: Deployment, _ chain: [BudgetDefinition], downgraded: Bool) -> BudgetBook.Claim {
+            let bound = RequestBound(bodyBytes: bodyBytes, promptBytes: exchange.fields.promptBytes,
+                                     mediaParts: exchange.fields.mediaParts, outputTokens: outputBound(for: deployment, exchange))
+            let worst = bound.worstCase(deployment.price)
+            return BudgetBook.Claim(budgetIDs: chain.map(\.id), usd: worst.usd, tokens: worst.tokens,
+                                    estimate: bound.estimate(deployment.price), downgraded: downgraded, expiresAt: expiresAt)
+        }
+        let (decision, remaining) = gateway.budgets.reserve(claim(deployment, chain, downgraded: false), now: now)
+        switch decision {
+        case .reserved(let reservation):
+            exchange.reservation = reservation
+            exchange.budgetRemainingUSD = remaining
+            return true
+        case .unknownBudget(let id):
+            refuse(exchange, .internalError("budget \(id) is not loaded"), record: true)
+            return false
+        case .exhausted(let snapshot):
+            if snapshot.definition.onExhaust == .downgrade,
+               let target = gateway.models.downgradeTarget(for: deployment, allowed: key.mayUse) {
+                let targetChain = gateway.budgets.chain(for: key, model: target.name)
+                let (retry, remaining) = gateway.budgets.reserve(claim(target, targetChain, downgraded: true), now: now)
+                if case .reserved(let reservation) = retry {
+                    exchange.reservation = reservation
+                    exchange.budgetRemainingUSD = remaining
+                    exchange.requestedDeployment = deployment
+                    exchange.deployment = target
+                    exchange.routeReason = "budget downgrade"
+                    return true
+                }
+            }
+            refuse(exchange, .budgetExceeded(snapshot, now: now), record: true)
+            return false
         }
     }
 
@@ -450,6 +505,16 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         finishResponse()
     }
 
+    private func respondJSON(_ exchange: Exchange, _ body: String) {
+        exchange.phase = .settled
+        var headers = responseHeaders(exchange)
+        headers.add(name: "content-type", value: "application/json")
+        headers.add(name: "content-length", value: String(body.utf8.count))
+        writeHead(HTTPResponseHead(version: exchange.clientHead.version, status: .ok, headers: headers))
+        if let context { context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil) }
+        finishResponse()
+    }
+
     private func respondModels(_ exchange: Exchange, key: ResolvedKey) {
         var body = #"{"object":"list","data":["#
         var first = true
@@ -461,13 +526,7 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             body += #"{"id":"# + JSONString.quoted(name) + #","object":"model","created":0,"owned_by":"# + JSONString.quoted(owner) + "}"
         }
         body += "]}"
-        exchange.phase = .settled
-        var headers = responseHeaders(exchange)
-        headers.add(name: "content-type", value: "application/json")
-        headers.add(name: "content-length", value: String(body.utf8.count))
-        writeHead(HTTPResponseHead(version: exchange.clientHead.version, status: .ok, headers: headers))
-        if let context { context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil) }
-        finishResponse()
+        respondJSON(exchange, body)
     }
 
     private func responseHeaders(_ exchange: Exchange) -> HTTPHeaders {
@@ -475,6 +534,9 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         headers.reserveCapacity(8)
         headers.add(name: "x-tollgate-request-id", value: exchange.id)
         if let deployment = exchange.deployment { headers.add(name: "x-tollgate-model", value: deployment.name) }
+        if let remaining = exchange.budgetRemainingUSD {
+            headers.add(name: "x-tollgate-budget-remaining-usd", value: remaining.decimalString)
+        }
         if let status = exchange.admission?.status {
             for (name, value) in RateLimitHeaders.fields(status) { headers.add(name: name, value: value) }
         }
@@ -489,8 +551,12 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     private func settle(_ exchange: Exchange, _ record: LedgerRecord) {
         guard !exchange.isSettled else { return }
         exchange.phase = .settled
+        let tokens = record.usage.totalPromptTokens + record.usage.outputTokens
         if let ticket = exchange.admission {
-            gateway.admission.settle(ticket, actualTokens: record.usage.totalPromptTokens + record.usage.outputTokens, now: Date())
+            gateway.admission.settle(ticket, actualTokens: tokens, now: gateway.clock.now())
+        }
+        if let reservation = exchange.reservation {
+            gateway.budgets.settle(reservation, actualUSD: record.cost, actualTokens: tokens, now: gateway.clock.now())
         }
         gateway.ledger.enqueue(record)
     }

@@ -1,0 +1,221 @@
+import Foundation
+import Logging
+import Synchronization
+import TollgateCore
+import TollgateStore
+
+/// The gateway's budgets: the book of live spend and reservations (in memory, behind one lock), the
+/// index from a key's chain (key, user, team, org) to its budgets, and what happens on a soft-threshold
+/// crossing. Spend is rebuilt from the ledger at start and when a budget is (re)defined: the ledger is the
+/// only record of what was spent, so a crash cannot leave budgets and ledger disagreeing, and reservations
+/// of a dead process are simply gone.
+final class BudgetLedger: Sendable {
+    private struct State {
+        var book = BudgetBook()
+        /// `scope:subjectID` → the budgets on that subject.
+        var bySubject: [String: [BudgetDefinition]] = [:]
+        var records: [String: BudgetRecord] = [:]
+    }
+
+    private let state = Mutex(State())
+    private let store: any Store
+    private let ledger: LedgerWriter
+    private let webhook: WebhookSender?
+    private let logger: Logger
+    /// Store writes and webhooks leave the event loop through this queue.
+    private let events = DispatchQueue(label: "tollgate.budget-events")
+
+    init(store: any Store, ledger: LedgerWriter, webhook: WebhookSender?, logger: Logger) {
+        self.store = store
+        self.ledger = ledger
+        self.webhook = webhook
+        self.logger = logger
+    }
+
+    // MARK: Definitions
+
+    /// Loads every stored budget and rebuilds its current window's spend from the ledger.
+    func load(now: Date) throws {
+        for record in try store.listBudgets() { try install(record, now: now) }
+    }
+
+    /// Stores a budget (upsert on scope, subject, model, period) and puts it in force with the spend its
+    /// subject already has in the current window.
+    @discardableResult
+    func define(_ record: BudgetRecord, now: Date) throws -> BudgetRecord {
+        let stored = try store.upsertBudget(record)
+        try install(stored, now: now)
+        return stored
+    }
+
+    func remove(id: String) throws {
+        try store.deleteBudget(id)
+        state.withLock { state in
+            state.book.remove(id: id)
+            if let record = state.records.removeValue(forKey: id) {
+                state.bySubject[record.scope + ":" + record.subjectID]?.removeAll { $0.id == id }
+            }
+        }
+    }
+
+    private func install(_ record: BudgetRecord, now: Date) throws {
+        let definition = try BudgetLedger.definition(of: record)
+        // Rows settled but not yet written would be missed by the sum below.
+        ledger.flush()
+        let window = definition.window(containing: now)
+        let spent = try store.spendSince(window.start, scope: record.scope, subjectID: record.subjectID, model: record.model)
+        state.withLock { state in
+            state.book.upsert(definition, now: now)
+            state.book.restore(budgetID: definition.id, spentUSD: spent.usd, spentTokens: spent.tokens,
+                               softThresholdCrossedAt: record.softThresholdCrossedAt, now: now)
+            let subject = record.scope + ":" + record.subjectID
+            state.bySubject[subject, default: []].removeAll { $0.id == definition.id }
+            state.bySubject[subject, default: []].append(definition)
+            state.records[definition.id] = record
+        }
+    }
+
+    static func definition(of record: BudgetRecord) throws -> BudgetDefinition {
+        guard let scope = BudgetScope(rawValue: record.scope), let period = BudgetPeriod(rawValue: record.period),
+              let mode = BudgetMode(rawValue: record.mode), let onExhaust = ExhaustAction(rawValue: record.onExhaust),
+              let timeZone = TimeZone(identifier: record.timeZone) else {
+            throw StoreError.invalid("budget \(record.id) has an unknown scope, period, mode, action or time zone")
+        }
+        let limit: BudgetLimit
+        if let usd = record.limitUSD { limit = .usd(usd) } else if let tokens = record.limitTokens { limit = .tokens(tokens) } else {
+            throw StoreError.invalid("budget \(record.id) has no limit")
+        }
+        let salary = record.annualSalaryUSD.flatMap { annual in
+            record.salarySharePPM.flatMap(PartsPerMillion.init).map { SalaryTemplate(annualSalaryUSD: annual, share: $0) }
+        }
+        return BudgetDefinition(id: record.id, scope: scope, subjectID: record.subjectID, subjectName: record.subjectName,
+                                model: record.model, limit: limit, period: period, timeZone: timeZone, mode: mode,
+                                onExhaust: onExhaust, softThreshold: record.softThresholdPPM.flatMap(PartsPerMillion.init),
+                                graceUSD: record.graceUSD, salary: salary)
+    }
+
+    // MARK: The request path
+
+    /// The budgets that bind a request of `key` served by `model`: every budget on the key, its user,
+    /// team and org, for all models or for this one.
+    func chain(for key: ResolvedKey, model: String) -> [BudgetDefinition] {
+        var subjects = ["key:" + key.record.id, "org:" + key.record.orgID]
+        if let user = key.record.userID { subjects.append("user:" + user) }
+        if let team = key.record.teamID { subjects.append("team:" + team) }
+        return state.withLock { state in
+            subjects.flatMap { state.bySubject[$0] ?? [] }.filter { $0.model == nil || $0.model == model }
+        }
+    }
+
+    /// Every budget on the key's chain, whatever its model (`GET /v1/budget`).
+    func snapshots(for key: ResolvedKey, now: Date) -> [BudgetSnapshot] {
+        var subjects = ["key:" + key.record.id, "org:" + key.record.orgID]
+        if let user = key.record.userID { subjects.append("user:" + user) }
+        if let team = key.record.teamID { subjects.append("team:" + team) }
+        return state.withLock { state in
+            subjects.flatMap { state.bySubject[$0] ?? [] }.compactMap { state.book.snapshot(budgetID: $0.id, now: now) }
+        }
+    }
+
+    func snapshots(now: Date) -> [(BudgetSnapshot, BudgetRecord)] {
+        state.withLock { state in
+            state.book.snapshots(now: now).compactMap { snapshot in state.records[snapshot.definition.id].map { (snapshot, $0) } }
+        }
+    }
+
+    func record(id: String) -> BudgetRecord? { state.withLock { $0.records[id] } }
+
+    func reserve(_ claim: BudgetBook.Claim, now: Date) -> (ReserveDecision, remainingUSD: Nanodollars?) {
+        state.withLock { state in
+            let decision = state.book.reserve(claim, now: now)
+            return (decision, state.book.smallestRemainingUSD(budgetIDs: claim.budgetIDs, now: now))
+        }
+    }
+
+    func settle(_ reservation: ReservationID, actualUSD: Nanodollars, actualTokens: Int, now: Date) {
+        let outcome = state.withLock { state in
+            let events = state.book.settle(reservation, actualUSD: actualUSD, actualTokens: actualTokens, now: now)
+            return events.map { event in (event, Self.budgetID(of: event).flatMap { state.book.snapshot(budgetID: $0, now: now) }) }
+        }
+        for (event, snapshot) in outcome { announce(event, snapshot) }
+    }
+
+    /// Frees reservations whose request path never settled them (a safety net: every path settles).
+    func expire(now: Date) {
+        let expired = state.withLock { $0.book.expire(now: now) }
+        if !expired.isEmpty { logger.warning("released \(expired.count) budget reservations that were never settled") }
+    }
+
+    private static func budgetID(of event: BudgetEvent) -> String? {
+        switch event {
+        case .softThresholdCrossed(let id, _), .overspent(let id, _): id
+        }
+    }
+
+    private func announce(_ event: BudgetEvent, _ snapshot: BudgetSnapshot?) {
+        guard let snapshot else { return }
+        switch event {
+        case .softThresholdCrossed(let id, let at):
+            let threshold = snapshot.definition.softThreshold?.decimalString ?? "1"
+            logger.notice("budget \(id) (\(snapshot.definition.scope.rawValue) \(snapshot.definition.subjectName)) crossed its soft threshold \(threshold)")
+            let record = self.record(id: id)
+            let store = self.store
+            let webhook = self.webhook
+            let logger = self.logger
+            events.async {
+                do {
+                    try store.markSoftThresholdCrossed(budgetID: id, windowStart: snapshot.window.start, at: at)
+                } catch {
+                    logger.error("could not record the soft-threshold crossing of budget \(id): \(error)")
+                }
+                guard let webhook, let record else { return }
+                let body = JSONValue.object([
+                    ("event", .string("budget.soft_threshold")), ("budget", BudgetView.json(snapshot, record)),
+                    ("threshold", .string(threshold)), ("crossed_at", .time(at)),
+                ]).rendered
+                webhook.deliver(body, event: "budget.soft_threshold")
+            }
+        case .overspent(let id, let by):
+            logger.warning("budget \(id) went over its limit by \(by) (estimate mode, or a usage above the bound)")
+        }
+    }
+}
+
+/// A budget as the API shows it (`GET /admin/budgets`, `GET /v1/budget`, the 429 body, webhooks).
+enum BudgetView {
+    /// Foundation on Linux names UTC "GMT": show it as it was given.
+    static func zoneName(_ zone: TimeZone) -> String {
+        zone.identifier == "GMT" && zone.secondsFromGMT() == 0 ? "UTC" : zone.identifier
+    }
+
+    static func json(_ snapshot: BudgetSnapshot, _ record: BudgetRecord?) -> JSONValue {
+        let definition = snapshot.definition
+        var members: [(String, JSONValue)] = [
+            ("id", .string(definition.id)), ("scope", .string(definition.scope.rawValue)),
+            ("name", .string(definition.subjectName)), ("subject_id", .string(definition.subjectID)),
+            ("model", .string(definition.model)), ("period", .string(definition.period.rawValue)),
+            ("timezone", .string(zoneName(definition.timeZone))), ("mode", .string(definition.mode.rawValue)),
+            ("on_exhaust", .string(definition.onExhaust.rawValue)),
+        ]
+        switch definition.limit {
+        case .usd(let limit):
+            members += [("limit_usd", .money(limit)), ("spent_usd", .money(snapshot.spentUSD)),
+                        ("reserved_usd", .money(snapshot.reservedUSD)), ("remaining_usd", .money(snapshot.remainingUSD))]
+        case .tokens(let limit):
+            members += [("limit_tokens", .int(limit)), ("spent_tokens", .int(snapshot.spentTokens)),
+                        ("reserved_tokens", .int(snapshot.reservedTokens)), ("remaining_tokens", .int(snapshot.remainingTokens)),
+                        ("spent_usd", .money(snapshot.spentUSD))]
+        }
+        members += [
+            ("window_start", .time(definition.period == .total ? nil : snapshot.window.start)),
+            ("resets_at", .time(snapshot.window.end)),
+            ("soft_threshold", .string(definition.softThreshold?.decimalString)),
+            ("soft_threshold_crossed_at", .time(snapshot.softThresholdCrossedAt)),
+            ("grace_usd", .money(definition.graceUSD)),
+            ("annual_salary_usd", .money(definition.salary?.annualSalaryUSD)),
+            ("salary_share", .string(definition.salary?.share.decimalString)),
+        ]
+        if let record { members.append(("updated_at", .time(record.updatedAt))) }
+        return .object(members)
+    }
+}
