@@ -10,7 +10,7 @@ struct Tollgate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tollgate",
         abstract: "A self-hosted LLM gateway: virtual keys, exact cost, budgets and a ledger.",
-        subcommands: [Serve.self, Teams.self, Users.self, Keys.self, Spend.self, Requests.self])
+        subcommands: [Serve.self, Teams.self, Users.self, Keys.self, Budgets.self, Spend.self, Requests.self])
 }
 
 struct Serve: AsyncParsableCommand {
@@ -181,6 +181,75 @@ struct Keys: AsyncParsableCommand {
             let reference = key.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? key
             let (data, object) = try await connection.call("DELETE", "/admin/keys/\(reference)")
             connection.print(data, object, columns: ["id", "name", "revoked_at"])
+        }
+    }
+}
+
+struct Budgets: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Set, list and delete budgets.",
+                                                    subcommands: [Set.self, List.self, Delete.self])
+
+    static let columns = ["id", "scope", "name", "model", "period", "limit_usd", "spent_usd", "reserved_usd", "remaining_usd",
+                          "limit_tokens", "spent_tokens", "resets_at"]
+
+    struct Set: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create or change the budget of an org, team, user or key (one per scope, name, model and period).",
+            discussion: """
+                tollgate budgets set --user alice --usd 1500 --period month
+                tollgate budgets set --user alice --salary-share 0.5 --annual-salary 180000
+                tollgate budgets set --team platform --usd 5000 --soft-threshold 0.8 --on-exhaust downgrade
+                tollgate budgets set --key key_1a2b --tokens 2000000 --period day --model gpt-4o
+                """)
+
+        @Option(help: "Org (name or id).") var org: String?
+        @Option(help: "Team (name or id).") var team: String?
+        @Option(help: "User (name or id).") var user: String?
+        @Option(help: "Key (id or name).") var key: String?
+        @Option(help: "Limit in USD, e.g. 1500 or 0.25.") var usd: String?
+        @Option(help: "Limit in tokens.") var tokens: Int?
+        @Option(help: "Monthly limit = annual salary × share ÷ 12: the annual salary in USD.") var annualSalary: String?
+        @Option(help: "Monthly limit = annual salary × share ÷ 12: the share, e.g. 0.5.") var salaryShare: String?
+        @Option(help: "day, week, month or total (default month).") var period: String?
+        @Option(help: "Bind the budget to one model.") var model: String?
+        @Option(help: "strict (never overspent) or estimate (default strict).") var mode: String?
+        @Option(help: "reject or downgrade (default reject).") var onExhaust: String?
+        @Option(help: "Share of the limit that sends the soft-threshold webhook, e.g. 0.8.") var softThreshold: String?
+        @Option(help: "Extra USD only downgraded requests may use.") var graceUsd: String?
+        @Option(help: "Time zone of the calendar periods (default UTC).") var timezone: String?
+        @OptionGroup var connection: AdminConnection
+
+        func run() async throws {
+            let subjects = [("org", org), ("team", team), ("user", user), ("key", key)].compactMap { scope, name in name.map { (scope, $0) } }
+            guard subjects.count == 1, let (scope, name) = subjects.first else {
+                throw ValidationError("Name exactly one of --org, --team, --user, --key.")
+            }
+            var body: [String: Any] = ["scope": scope, "name": name]
+            let optional: [(String, Any?)] = [
+                ("limit_usd", usd), ("limit_tokens", tokens), ("annual_salary_usd", annualSalary), ("salary_share", salaryShare),
+                ("period", period), ("model", model), ("mode", mode), ("on_exhaust", onExhaust),
+                ("soft_threshold", softThreshold), ("grace_usd", graceUsd), ("timezone", timezone),
+            ]
+            for (field, value) in optional { if let value { body[field] = value } }
+            let (data, object) = try await connection.call("POST", "/admin/budgets", body: body)
+            connection.print(data, object, columns: Budgets.columns)
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        @OptionGroup var connection: AdminConnection
+        func run() async throws {
+            let (data, object) = try await connection.call("GET", "/admin/budgets")
+            connection.print(data, object, columns: Budgets.columns)
+        }
+    }
+
+    struct Delete: AsyncParsableCommand {
+        @Argument(help: "Budget id.") var id: String
+        @OptionGroup var connection: AdminConnection
+        func run() async throws {
+            let (data, object) = try await connection.call("DELETE", "/admin/budgets/\(id)")
+            connection.print(data, object, columns: ["id", "deleted"])
         }
     }
 }

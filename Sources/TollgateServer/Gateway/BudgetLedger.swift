@@ -18,6 +18,8 @@ final class BudgetLedger: Sendable {
     }
 
     private let state = Mutex(State())
+    /// How many budgets are defined: a gateway without budgets pays no lock on the request path.
+    private let defined = Atomic<Int>(0)
     private let store: any Store
     private let ledger: LedgerWriter
     private let webhook: WebhookSender?
@@ -55,6 +57,7 @@ final class BudgetLedger: Sendable {
             if let record = state.records.removeValue(forKey: id) {
                 state.bySubject[record.scope + ":" + record.subjectID]?.removeAll { $0.id == id }
             }
+            defined.store(state.records.count, ordering: .relaxed)
         }
     }
 
@@ -72,6 +75,7 @@ final class BudgetLedger: Sendable {
             state.bySubject[subject, default: []].removeAll { $0.id == definition.id }
             state.bySubject[subject, default: []].append(definition)
             state.records[definition.id] = record
+            defined.store(state.records.count, ordering: .relaxed)
         }
     }
 
@@ -99,6 +103,7 @@ final class BudgetLedger: Sendable {
     /// The budgets that bind a request of `key` served by `model`: every budget on the key, its user,
     /// team and org, for all models or for this one.
     func chain(for key: ResolvedKey, model: String) -> [BudgetDefinition] {
+        guard defined.load(ordering: .relaxed) > 0 else { return [] }
         var subjects = ["key:" + key.record.id, "org:" + key.record.orgID]
         if let user = key.record.userID { subjects.append("user:" + user) }
         if let team = key.record.teamID { subjects.append("team:" + team) }
@@ -199,8 +204,11 @@ enum BudgetView {
         ]
         switch definition.limit {
         case .usd(let limit):
+            // How far spend went past the cap: only an `estimate` budget (or a provider billing above the
+            // request's bound) can make this non-zero.
             members += [("limit_usd", .money(limit)), ("spent_usd", .money(snapshot.spentUSD)),
-                        ("reserved_usd", .money(snapshot.reservedUSD)), ("remaining_usd", .money(snapshot.remainingUSD))]
+                        ("reserved_usd", .money(snapshot.reservedUSD)), ("remaining_usd", .money(snapshot.remainingUSD)),
+                        ("overspent_usd", .money(max(.zero, snapshot.spentUSD - limit)))]
         case .tokens(let limit):
             members += [("limit_tokens", .int(limit)), ("spent_tokens", .int(snapshot.spentTokens)),
                         ("reserved_tokens", .int(snapshot.reservedTokens)), ("remaining_tokens", .int(snapshot.remainingTokens)),
