@@ -198,7 +198,7 @@ public enum GatewayServer {
             let options = model.demo ?? GatewayConfig.DemoOptions()
             endpoint = .demo(DemoSettings(latencyMs: options.latencyMs, streamChunkMs: options.streamChunkMs,
                                           streamChunks: options.streamChunks))
-        case .openai, .openaiCompatible:
+        case .openai, .openaiCompatible, .anthropic:
             let base = model.baseURL ?? model.provider.defaultBaseURL ?? ""
             guard let url = URLComponents(string: base), let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https",
                   let host = url.host, !host.isEmpty else {
@@ -211,13 +211,13 @@ public enum GatewayServer {
             while path.hasSuffix("/") { path.removeLast() }
             endpoint = .http(UpstreamTarget(tls: tls, host: host, port: port), basePath: path,
                              hostHeader: defaultPort ? host : "\(host):\(port)")
-        case .anthropic:
-            throw StartupError.unsupportedProvider(model: model.name, provider: model.provider.rawValue)
         }
         return Deployment(name: model.name, provider: model.provider.rawValue, upstreamModel: model.upstreamModel,
                           apiKey: model.apiKey, price: price, endpoint: endpoint,
                           maxOutputTokens: model.maxOutputTokens ?? catalogEntry?.maxOutputTokens,
-                          tier: model.tier ?? catalogEntry?.tier, downgradeTo: model.downgradeTo)
+                          tier: model.tier ?? catalogEntry?.tier, downgradeTo: model.downgradeTo,
+                          wire: model.provider == .anthropic ? .anthropic : .openAI,
+                          anthropicVersion: model.anthropicVersion ?? "2023-06-01")
     }
 
     static func openStore(_ url: String) throws -> any Store {

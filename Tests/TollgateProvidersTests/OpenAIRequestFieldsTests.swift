@@ -276,3 +276,40 @@ struct OpenAIRequestMediaTests {
         #expect(fields.model == "gpt-4o")
     }
 }
+
+@Suite("AnthropicRequestFields: what admission reads from a Messages request")
+struct AnthropicRequestFieldsTests {
+    @Test("a coding agent's request: tools, a tool result, an image, cache breakpoints, stream")
+    func agentRequest() throws {
+        let body = #"""
+        {"model":"claude-sonnet-4-5","max_tokens":32000,"stream":true,
+         "system":[{"type":"text","text":"You are a coding agent.","cache_control":{"type":"ephemeral"}}],
+         "tools":[{"name":"read_file","description":"Read a file","input_schema":{"type":"object","properties":{"path":{"type":"string"}}}}],
+         "messages":[
+           {"role":"user","content":[{"type":"text","text":"Fix the bug"},
+                                     {"type":"image","source":{"type":"base64","media_type":"image/png","data":"iVBORw0KGgo="}}]},
+           {"role":"assistant","content":[{"type":"tool_use","id":"toolu_1","name":"read_file","input":{"path":"a.swift"}}]},
+           {"role":"user","content":[{"type":"tool_result","tool_use_id":"toolu_1","content":"let x = 1"}]}]}
+        """#
+        let fields = try Array(body.utf8).withUnsafeBytes { bytes in try AnthropicRequestFields.scan(bytes) }
+        #expect(fields.model == "claude-sonnet-4-5")
+        #expect(fields.stream)
+        #expect(fields.maxTokens == 32000)
+        #expect(fields.hasTools && fields.hasToolResults && fields.agentic)
+        #expect(fields.mediaParts == 1)
+        #expect(fields.promptBytes > 300)
+        let edits = fields.upstreamEdits(upstreamModel: "claude-sonnet-4-5-20250929")
+        #expect(edits.count == 1)
+        #expect(fields.upstreamEdits(upstreamModel: "claude-sonnet-4-5").isEmpty)
+    }
+
+    @Test("a plain text request is not agentic, and a wrong type names the field")
+    func plain() throws {
+        let fields = try Array(#"{"model":"m","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}"#.utf8)
+            .withUnsafeBytes { bytes in try AnthropicRequestFields.scan(bytes) }
+        #expect(!fields.agentic && !fields.stream && fields.mediaParts == 0)
+        #expect(throws: JSONScanner.Failure.wrongType(param: "max_tokens", expected: "non-negative integer")) {
+            try Array(#"{"model":"m","max_tokens":"10"}"#.utf8).withUnsafeBytes { bytes in try AnthropicRequestFields.scan(bytes) }
+        }
+    }
+}

@@ -126,12 +126,39 @@ enum GatewayError: Error, Equatable {
 
     /// The OpenAI error shape: `{"error": {"message", "type", "code", "param"}}`.
     func openAIBody() -> String {
-        var members: [(String, JSONValue)] = [("message", .string(message)), ("type", .string(type)), ("code", .string(code)),
+        JSONValue.object([("error", .object(members(type: type)))]).rendered
+    }
+
+    /// Anthropic's shape, for `/v1/messages`: `{"type": "error", "error": {"type", "message", …}}`, the
+    /// same extra fields inside `error`.
+    func anthropicBody() -> String {
+        JSONValue.object([("type", .string("error")), ("error", .object(members(type: anthropicType)))]).rendered
+    }
+
+    func body(for format: WireFormat) -> String {
+        format == .anthropic ? anthropicBody() : openAIBody()
+    }
+
+    private func members(type: String) -> [(String, JSONValue)] {
+        var members: [(String, JSONValue)] = [("type", .string(type)), ("message", .string(message)), ("code", .string(code)),
                                               ("param", .string(param))]
         if case .budgetExceeded(let snapshot, _) = self {
             members.append(("budget", BudgetView.json(snapshot, nil)))
         }
-        return JSONValue.object([("error", .object(members))]).rendered
+        return members
+    }
+
+    /// Anthropic's error types, by status.
+    var anthropicType: String {
+        switch status.code {
+        case 400, 405: "invalid_request_error"
+        case 401: "authentication_error"
+        case 403: "permission_error"
+        case 404: "not_found_error"
+        case 413: "request_too_large"
+        case 429: "rate_limit_error"
+        default: "api_error"
+        }
     }
 
     static func from(_ failure: JSONScanner.Failure) -> GatewayError {

@@ -14,6 +14,12 @@ struct DemoSettings: Sendable, Equatable {
     var streamChunks: Int = 16
 }
 
+/// The two wire formats the gateway speaks, on either side.
+enum WireFormat: Sendable, Equatable {
+    case openAI
+    case anthropic
+}
+
 /// One model a client can ask for, and how to reach it.
 struct Deployment: Sendable {
     enum Endpoint: Sendable {
@@ -33,6 +39,10 @@ struct Deployment: Sendable {
     /// Where an exhausted `downgrade` budget sends this model's requests (else the cheapest model one
     /// tier lower).
     var downgradeTo: String? = nil
+    /// The format its upstream speaks; the demo model speaks OpenAI's.
+    var wire: WireFormat = .openAI
+    /// Sent when translating, or when an Anthropic client sent none.
+    var anthropicVersion: String = "2023-06-01"
 
     var isSimulated: Bool {
         if case .demo = endpoint { return true }

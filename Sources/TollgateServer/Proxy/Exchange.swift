@@ -4,15 +4,74 @@ import NIOHTTP1
 import TollgateCore
 import TollgateProviders
 
-/// The OpenAI-format endpoints the relay forwards.
+/// The endpoints the relay forwards.
 enum ForwardedEndpoint: String {
     case chatCompletions = "chat.completions"
     case embeddings
+    case messages
+    case countTokens = "messages.count_tokens"
 
+    /// The path below the upstream's base URL (OpenAI bases end in `/v1`, Anthropic's do not).
     var upstreamPath: String {
         switch self {
         case .chatCompletions: "/chat/completions"
         case .embeddings: "/embeddings"
+        case .messages: "/v1/messages"
+        case .countTokens: "/v1/messages/count_tokens"
+        }
+    }
+}
+
+/// Reads usage from a stream as it passes, in the upstream's format.
+enum StreamTap {
+    case openAI(SSEUsageTap)
+    case anthropic(AnthropicStreamTap)
+
+    mutating func feed(_ bytes: UnsafeRawBufferPointer) -> SSEUsageTap.Forward {
+        switch self {
+        case .openAI(var tap):
+            let forward = tap.feed(bytes)
+            self = .openAI(tap)
+            return forward
+        case .anthropic(var tap):
+            tap.feed(bytes)
+            self = .anthropic(tap)
+            return .all
+        }
+    }
+
+    /// What was held back, to forward at the end.
+    mutating func finish() -> [UInt8] {
+        switch self {
+        case .openAI(var tap):
+            let rest = tap.finish()
+            self = .openAI(tap)
+            return rest
+        case .anthropic(var tap):
+            tap.finish()
+            self = .anthropic(tap)
+            return []
+        }
+    }
+
+    /// The usage to bill: the provider's, or, for a stream cut short, what is known of it (Anthropic
+    /// reports the input side first) with one output token per content event; `estimated` says which.
+    func billedUsage(fallback: Usage) -> (usage: Usage, estimated: Bool) {
+        switch self {
+        case .openAI(let tap):
+            return tap.usage.map { ($0, false) } ?? (fallback, true)
+        case .anthropic(let tap):
+            if tap.sawFinalUsage, let usage = tap.usage { return (usage, false) }
+            guard var partial = tap.usage else { return (fallback, true) }
+            partial.outputTokens = max(partial.outputTokens, tap.contentEvents)
+            return (partial, true)
+        }
+    }
+
+    var contentEvents: Int {
+        switch self {
+        case .openAI(let tap): tap.contentEvents
+        case .anthropic(let tap): tap.contentEvents
         }
     }
 }
@@ -39,7 +98,7 @@ final class Exchange {
     enum Phase {
         case awaitingUpstream
         case buffering(HTTPResponseHead, ByteBuffer?)
-        case streaming(SSEUsageTap)
+        case streaming(StreamTap)
         case upstreamFault(HTTPResponseStatus)
         case settled
     }
@@ -49,6 +108,10 @@ final class Exchange {
     let startedAt: NIODeadline
     let clientHead: HTTPRequestHead
     var endpoint: ForwardedEndpoint?
+    /// The client's wire format: what its errors look like.
+    var clientFormat = WireFormat.openAI
+    /// False for calls that cost nothing and leave no ledger row (`count_tokens`).
+    var recordsLedger = true
     var key: ResolvedKey?
     var requestedModel: String?
     var deployment: Deployment?

@@ -135,6 +135,13 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             }
             exchange.endpoint = path == "/v1/embeddings" ? .embeddings : .chatCompletions
             forward(exchange, body: body, tooLarge: tooLarge, context: context)
+        case "/v1/messages", "/v1/messages/count_tokens":
+            exchange.clientFormat = .anthropic
+            guard method == .POST else {
+                return refuse(exchange, .methodNotAllowed(method: method.rawValue, path: path), record: false)
+            }
+            exchange.endpoint = path == "/v1/messages" ? .messages : .countTokens
+            forward(exchange, body: body, tooLarge: tooLarge, context: context)
         case "/v1/budget":
             guard method == .GET else {
                 return refuse(exchange, .methodNotAllowed(method: method.rawValue, path: path), record: false)
@@ -183,9 +190,18 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     private func forward(_ exchange: Exchange, body: ByteBuffer, tooLarge: Bool, context: ChannelHandlerContext) {
         guard let key = authenticate(exchange) else { return }
         guard !tooLarge else { return refuse(exchange, .bodyTooLarge(limit: gateway.settings.maxBodyBytes), record: true) }
+        var anthropicFields: AnthropicRequestFields?
         do {
-            exchange.fields = try body.withUnsafeReadableBytes { bytes throws(JSONScanner.Failure) in
-                try OpenAIRequestFields.scan(bytes)
+            if exchange.clientFormat == .anthropic {
+                let fields = try body.withUnsafeReadableBytes { bytes throws(JSONScanner.Failure) in
+                    try AnthropicRequestFields.scan(bytes)
+                }
+                anthropicFields = fields
+                exchange.fields = RelayHandler.summary(of: fields)
+            } else {
+                exchange.fields = try body.withUnsafeReadableBytes { bytes throws(JSONScanner.Failure) in
+                    try OpenAIRequestFields.scan(bytes)
+                }
             }
         } catch {
             return refuse(exchange, GatewayError.from(error), record: true)
@@ -198,6 +214,15 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         guard let deployment = gateway.models[model] else { return refuse(exchange, .modelNotFound(model: model), record: true) }
         guard key.mayUse(model) else { return refuse(exchange, .modelNotAllowed(model: model), record: true) }
         exchange.deployment = deployment
+        if exchange.endpoint == .countTokens {
+            return countTokens(exchange, deployment: deployment, body: body, anthropicFields: anthropicFields, context: context)
+        }
+        guard deployment.wire == exchange.clientFormat else {
+            return refuse(exchange, .invalidRequest(
+                message: "The model '\(model)' speaks the \(deployment.wire == .anthropic ? "Anthropic Messages" : "OpenAI chat") API: "
+                    + "call it on \(deployment.wire == .anthropic ? "/v1/messages" : "/v1/chat/completions") "
+                    + "(translation between the two formats is not served yet).", param: "model"), record: true)
+        }
         let now = exchange.createdAt
         let tokenBound = TokenEstimate.promptTokens(bytes: exchange.fields.promptBytes) + outputBound(for: deployment, exchange)
         switch gateway.admission.admit(key: key, tokenBound: tokenBound, now: now) {
@@ -209,8 +234,9 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         guard admitBudgets(exchange, key: key, deployment: deployment, bodyBytes: body.readableBytes, now: now),
               let deployment = exchange.deployment else { return }
 
-        let upstreamBody = RelayHandler.apply(exchange.fields.upstreamEdits(upstreamModel: deployment.upstreamModel), to: body,
-                                              allocator: context.channel.allocator)
+        let edits = anthropicFields?.upstreamEdits(upstreamModel: deployment.upstreamModel)
+            ?? exchange.fields.upstreamEdits(upstreamModel: deployment.upstreamModel)
+        let upstreamBody = RelayHandler.apply(edits, to: body, allocator: context.channel.allocator)
         switch deployment.endpoint {
         case .demo(let settings):
             let demo = DemoUpstream(eventLoop: context.eventLoop, settings: settings, deployment: deployment,
@@ -219,19 +245,68 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             exchange.source = .demo(demo)
             demo.start(delegate: self)
         case .http(let target, let basePath, let hostHeader):
-            var headers = HTTPHeaders()
-            headers.reserveCapacity(6)
-            headers.add(name: "host", value: hostHeader)
-            headers.add(name: "content-type", value: "application/json")
-            headers.add(name: "content-length", value: String(upstreamBody.readableBytes))
-            headers.add(name: "accept", value: exchange.fields.stream ? "text/event-stream" : "application/json")
-            headers.add(name: "user-agent", value: "tollgate")
-            if let apiKey = deployment.apiKey { headers.add(name: "authorization", value: "Bearer " + apiKey) }
-            let head = HTTPRequestHead(version: .http1_1, method: .POST, uri: basePath + (exchange.endpoint ?? .chatCompletions).upstreamPath,
-                                       headers: headers)
-            exchange.upstreamRequest = (head, upstreamBody)
+            exchange.upstreamRequest = (upstreamHead(exchange, deployment, basePath: basePath, hostHeader: hostHeader,
+                                                     bodyLength: upstreamBody.readableBytes), upstreamBody)
             sendUpstream(exchange, target: target, fresh: false)
         }
+    }
+
+    /// The upstream request's head: the provider's key (never the caller's), and for Anthropic the
+    /// client's `anthropic-version` (else the model's) and every `anthropic-beta` it sent.
+    private func upstreamHead(_ exchange: Exchange, _ deployment: Deployment, basePath: String, hostHeader: String,
+                              bodyLength: Int) -> HTTPRequestHead {
+        var headers = HTTPHeaders()
+        headers.reserveCapacity(8)
+        headers.add(name: "host", value: hostHeader)
+        headers.add(name: "content-type", value: "application/json")
+        headers.add(name: "content-length", value: String(bodyLength))
+        headers.add(name: "accept", value: exchange.fields.stream ? "text/event-stream" : "application/json")
+        headers.add(name: "user-agent", value: "tollgate")
+        var uri = basePath + (exchange.endpoint ?? .chatCompletions).upstreamPath
+        switch deployment.wire {
+        case .openAI:
+            if let apiKey = deployment.apiKey { headers.add(name: "authorization", value: "Bearer " + apiKey) }
+        case .anthropic:
+            if let apiKey = deployment.apiKey { headers.add(name: "x-api-key", value: apiKey) }
+            let client = exchange.clientHead.headers
+            headers.add(name: "anthropic-version", value: client.first(name: "anthropic-version") ?? deployment.anthropicVersion)
+            let betas = client["anthropic-beta"]
+            if !betas.isEmpty { headers.add(name: "anthropic-beta", value: betas.joined(separator: ",")) }
+            // Coding agents call `/v1/messages?beta=true`: the query goes on as it came.
+            if let query = exchange.clientHead.uri.split(separator: "?", maxSplits: 1).dropFirst().first {
+                uri += "?" + query
+            }
+        }
+        return HTTPRequestHead(version: .http1_1, method: .POST, uri: uri, headers: headers)
+    }
+
+    /// `POST /v1/messages/count_tokens`: forwarded to Anthropic models (free there, so no ledger row and
+    /// no admission); for other models, estimated from the prompt's size and said so.
+    private func countTokens(_ exchange: Exchange, deployment: Deployment, body: ByteBuffer,
+                             anthropicFields: AnthropicRequestFields?, context: ChannelHandlerContext) {
+        exchange.recordsLedger = false
+        guard deployment.wire == .anthropic, case .http(let target, let basePath, let hostHeader) = deployment.endpoint else {
+            let estimate = TokenEstimate.promptTokens(bytes: exchange.fields.promptBytes)
+            return respondJSON(exchange, #"{"input_tokens":\#(estimate)}"#, extraHeaders: [("x-tollgate-token-count", "estimated")])
+        }
+        let upstreamBody = RelayHandler.apply(anthropicFields?.upstreamEdits(upstreamModel: deployment.upstreamModel) ?? [], to: body,
+                                              allocator: context.channel.allocator)
+        exchange.upstreamRequest = (upstreamHead(exchange, deployment, basePath: basePath, hostHeader: hostHeader,
+                                                 bodyLength: upstreamBody.readableBytes), upstreamBody)
+        sendUpstream(exchange, target: target, fresh: false)
+    }
+
+    /// An Anthropic request described in the terms admission and the ledger use.
+    static func summary(of fields: AnthropicRequestFields) -> OpenAIRequestFields {
+        var summary = OpenAIRequestFields()
+        summary.model = fields.model
+        summary.stream = fields.stream
+        summary.maxOutputTokens = fields.maxTokens
+        summary.hasTools = fields.hasTools
+        summary.hasToolResults = fields.hasToolResults
+        summary.promptBytes = fields.promptBytes
+        summary.mediaParts = fields.mediaParts
+        return summary
     }
 
     /// The request's output limit, else the model's.
@@ -337,7 +412,10 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             exchange.phase = .upstreamFault(head.status)
         } else if exchange.fields.stream, code == 200,
                   head.headers.first(name: "content-type")?.contains("text/event-stream") == true {
-            exchange.phase = .streaming(SSEUsageTap(hidesUsageChunk: !exchange.fields.clientIncludeUsage))
+            let tap: StreamTap = exchange.deployment?.wire == .anthropic
+                ? .anthropic(AnthropicStreamTap())
+                : .openAI(SSEUsageTap(hidesUsageChunk: !exchange.fields.clientIncludeUsage))
+            exchange.phase = .streaming(tap)
             var headers = responseHeaders(exchange)
             headers.add(name: "content-type", value: "text/event-stream")
             headers.add(name: "cache-control", value: "no-cache")
@@ -380,7 +458,12 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         exchange.source = nil
         switch exchange.phase {
         case .buffering(let head, let body):
-            let usage = body.flatMap { body in body.withUnsafeReadableBytes { OpenAIUsage.scan(responseBody: $0) } }
+            let wire = exchange.deployment?.wire ?? .openAI
+            let usage = body.flatMap { body in
+                body.withUnsafeReadableBytes { bytes in
+                    wire == .anthropic ? AnthropicUsage.scan(responseBody: bytes) : OpenAIUsage.scan(responseBody: bytes)
+                }
+            }
             let record = exchange.ledgerRecord(status: Int(head.status.code), usage: usage ?? Usage(), usageEstimated: false,
                                                error: head.status.code >= 400 ? "upstream answered \(head.status.code)" : nil,
                                                now: .now())
@@ -397,8 +480,8 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             if !rest.isEmpty, let context {
                 context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: rest)))), promise: nil)
             }
-            let usage = tap.usage ?? exchange.estimatedUsage(contentEvents: tap.contentEvents)
-            settle(exchange, exchange.ledgerRecord(status: 200, usage: usage, usageEstimated: tap.usage == nil, error: nil, now: .now()))
+            let billed = tap.billedUsage(fallback: exchange.estimatedUsage(contentEvents: tap.contentEvents))
+            settle(exchange, exchange.ledgerRecord(status: 200, usage: billed.usage, usageEstimated: billed.estimated, error: nil, now: .now()))
             finishResponse()
         case .upstreamFault(let status):
             failUpstream(exchange, detail: "it answered \(status.code) \(status.reasonPhrase)")
@@ -420,9 +503,9 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         exchange.cancelTimers()
         exchange.source = nil
         if case .streaming(var tap) = exchange.phase {
-            let usage = tap.usage ?? exchange.estimatedUsage(contentEvents: tap.contentEvents)
             _ = tap.finish()
-            settle(exchange, exchange.ledgerRecord(status: 200, usage: usage, usageEstimated: tap.usage == nil,
+            let billed = tap.billedUsage(fallback: exchange.estimatedUsage(contentEvents: tap.contentEvents))
+            settle(exchange, exchange.ledgerRecord(status: 200, usage: billed.usage, usageEstimated: billed.estimated,
                                                    error: "upstream closed mid-stream: \(error)", now: .now()))
             finishResponse()
         } else {
@@ -454,8 +537,8 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         exchange.idleTimer = nil
         exchange.source?.abandon()
         exchange.source = nil
-        let usage = tap.usage ?? exchange.estimatedUsage(contentEvents: tap.contentEvents)
-        settle(exchange, exchange.ledgerRecord(status: 200, usage: usage, usageEstimated: tap.usage == nil,
+        let billed = tap.billedUsage(fallback: exchange.estimatedUsage(contentEvents: tap.contentEvents))
+        settle(exchange, exchange.ledgerRecord(status: 200, usage: billed.usage, usageEstimated: billed.estimated,
                                                error: "upstream idle for longer than the idle time-out", now: .now()))
         finishResponse()
     }
@@ -469,8 +552,7 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         let usage: Usage
         var estimated = false
         if case .streaming(let tap) = exchange.phase {
-            usage = tap.usage ?? exchange.estimatedUsage(contentEvents: tap.contentEvents)
-            estimated = tap.usage == nil
+            (usage, estimated) = tap.billedUsage(fallback: exchange.estimatedUsage(contentEvents: tap.contentEvents))
         } else {
             usage = Usage()
         }
@@ -497,7 +579,7 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         }
         var headers = responseHeaders(exchange)
         for (name, value) in error.headers { headers.add(name: name, value: value) }
-        let body = error.openAIBody()
+        let body = error.body(for: exchange.clientFormat)
         headers.add(name: "content-type", value: "application/json")
         headers.add(name: "content-length", value: String(body.utf8.count))
         writeHead(HTTPResponseHead(version: exchange.clientHead.version, status: error.status, headers: headers))
@@ -505,9 +587,10 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         finishResponse()
     }
 
-    private func respondJSON(_ exchange: Exchange, _ body: String) {
+    private func respondJSON(_ exchange: Exchange, _ body: String, extraHeaders: [(String, String)] = []) {
         exchange.phase = .settled
         var headers = responseHeaders(exchange)
+        for (name, value) in extraHeaders { headers.add(name: name, value: value) }
         headers.add(name: "content-type", value: "application/json")
         headers.add(name: "content-length", value: String(body.utf8.count))
         writeHead(HTTPResponseHead(version: exchange.clientHead.version, status: .ok, headers: headers))
@@ -551,6 +634,7 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     private func settle(_ exchange: Exchange, _ record: LedgerRecord) {
         guard !exchange.isSettled else { return }
         exchange.phase = .settled
+        guard exchange.recordsLedger else { return }
         let tokens = record.usage.totalPromptTokens + record.usage.outputTokens
         if let ticket = exchange.admission {
             gateway.admission.settle(ticket, actualTokens: tokens, now: gateway.clock.now())
