@@ -18,6 +18,9 @@ enum GatewayError: Error, Equatable {
     case rateLimited(RateDecision.Dimension, retryAfterSeconds: Int?, RateLimitStatus)
     case budgetExceeded(BudgetSnapshot, now: Date)
     case internalError(String)
+    /// The upstream refused the request (a 4xx) and the client speaks the other format: its message in
+    /// the client's shape, with the upstream's status.
+    case upstreamRejected(status: HTTPResponseStatus, model: String, detail: String)
 
     var status: HTTPResponseStatus {
         switch self {
@@ -31,6 +34,7 @@ enum GatewayError: Error, Equatable {
         case .upstreamTimeout: .gatewayTimeout
         case .rateLimited, .budgetExceeded: .tooManyRequests
         case .internalError: .internalServerError
+        case .upstreamRejected(let status, _, _): status
         }
     }
 
@@ -45,6 +49,7 @@ enum GatewayError: Error, Equatable {
         case .rateLimited(let dimension, _, _): dimension.rawValue
         case .budgetExceeded: "insufficient_quota"
         case .internalError: "server_error"
+        case .upstreamRejected(let status, _, _): status.code == 429 ? "rate_limit_error" : "invalid_request_error"
         }
     }
 
@@ -62,6 +67,7 @@ enum GatewayError: Error, Equatable {
         case .rateLimited: "rate_limit_exceeded"
         case .budgetExceeded: "budget_exceeded"
         case .internalError: "internal_error"
+        case .upstreamRejected: "upstream_rejected"
         }
     }
 
@@ -101,6 +107,7 @@ enum GatewayError: Error, Equatable {
                 + (snapshot.window.end.map { " until it resets at \(RFC3339.format($0))" } ?? "")
                 + ": lower max_tokens, or ask for more budget."
         case .internalError(let detail): "Internal error: \(detail)."
+        case .upstreamRejected(let status, let model, let detail): "The upstream for model '\(model)' refused the request (\(status.code)): \(detail)"
         }
     }
 

@@ -22,10 +22,15 @@ enum ForwardedEndpoint: String {
     }
 }
 
-/// Reads usage from a stream as it passes, in the upstream's format.
+/// Reads usage from a stream as it passes, in the upstream's format, and, when the client speaks the
+/// other format, translates the events for it.
 enum StreamTap {
     case openAI(SSEUsageTap)
     case anthropic(AnthropicStreamTap)
+    /// An OpenAI client served by an Anthropic model.
+    case anthropicToOpenAI(AnthropicStreamTap, AnthropicToOpenAIStream)
+    /// An Anthropic client served by an OpenAI-compatible model.
+    case openAIToAnthropic(SSEUsageTap, OpenAIToAnthropicStream)
 
     mutating func feed(_ bytes: UnsafeRawBufferPointer) -> SSEUsageTap.Forward {
         switch self {
@@ -37,6 +42,16 @@ enum StreamTap {
             tap.feed(bytes)
             self = .anthropic(tap)
             return .all
+        case .anthropicToOpenAI(var tap, var translator):
+            tap.feed(bytes)
+            let out = translator.feed(bytes)
+            self = .anthropicToOpenAI(tap, translator)
+            return .bytes(out)
+        case .openAIToAnthropic(var tap, var translator):
+            _ = tap.feed(bytes)
+            let out = translator.feed(bytes)
+            self = .openAIToAnthropic(tap, translator)
+            return .bytes(out)
         }
     }
 
@@ -51,6 +66,16 @@ enum StreamTap {
             tap.finish()
             self = .anthropic(tap)
             return []
+        case .anthropicToOpenAI(var tap, var translator):
+            tap.finish()
+            let rest = translator.finish()
+            self = .anthropicToOpenAI(tap, translator)
+            return rest
+        case .openAIToAnthropic(var tap, var translator):
+            _ = tap.finish()
+            let rest = translator.finish()
+            self = .openAIToAnthropic(tap, translator)
+            return rest
         }
     }
 
@@ -58,9 +83,9 @@ enum StreamTap {
     /// reports the input side first) with one output token per content event; `estimated` says which.
     func billedUsage(fallback: Usage) -> (usage: Usage, estimated: Bool) {
         switch self {
-        case .openAI(let tap):
+        case .openAI(let tap), .openAIToAnthropic(let tap, _):
             return tap.usage.map { ($0, false) } ?? (fallback, true)
-        case .anthropic(let tap):
+        case .anthropic(let tap), .anthropicToOpenAI(let tap, _):
             if tap.sawFinalUsage, let usage = tap.usage { return (usage, false) }
             guard var partial = tap.usage else { return (fallback, true) }
             partial.outputTokens = max(partial.outputTokens, tap.contentEvents)
@@ -70,8 +95,8 @@ enum StreamTap {
 
     var contentEvents: Int {
         switch self {
-        case .openAI(let tap): tap.contentEvents
-        case .anthropic(let tap): tap.contentEvents
+        case .openAI(let tap), .openAIToAnthropic(let tap, _): tap.contentEvents
+        case .anthropic(let tap), .anthropicToOpenAI(let tap, _): tap.contentEvents
         }
     }
 }
@@ -112,6 +137,8 @@ final class Exchange {
     var clientFormat = WireFormat.openAI
     /// False for calls that cost nothing and leave no ledger row (`count_tokens`).
     var recordsLedger = true
+    /// The client and the model speak different formats: request and response are translated.
+    var translated: Bool { deployment.map { $0.wire != clientFormat } ?? false }
     var key: ResolvedKey?
     var requestedModel: String?
     var deployment: Deployment?

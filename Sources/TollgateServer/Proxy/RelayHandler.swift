@@ -217,11 +217,8 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         if exchange.endpoint == .countTokens {
             return countTokens(exchange, deployment: deployment, body: body, anthropicFields: anthropicFields, context: context)
         }
-        guard deployment.wire == exchange.clientFormat else {
-            return refuse(exchange, .invalidRequest(
-                message: "The model '\(model)' speaks the \(deployment.wire == .anthropic ? "Anthropic Messages" : "OpenAI chat") API: "
-                    + "call it on \(deployment.wire == .anthropic ? "/v1/messages" : "/v1/chat/completions") "
-                    + "(translation between the two formats is not served yet).", param: "model"), record: true)
+        if deployment.wire == .anthropic, exchange.endpoint == .embeddings {
+            return refuse(exchange, .invalidRequest(message: "The model '\(model)' does not serve embeddings.", param: "model"), record: true)
         }
         let now = exchange.createdAt
         let tokenBound = TokenEstimate.promptTokens(bytes: exchange.fields.promptBytes) + outputBound(for: deployment, exchange)
@@ -234,13 +231,23 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         guard admitBudgets(exchange, key: key, deployment: deployment, bodyBytes: body.readableBytes, now: now),
               let deployment = exchange.deployment else { return }
 
-        let edits = anthropicFields?.upstreamEdits(upstreamModel: deployment.upstreamModel)
-            ?? exchange.fields.upstreamEdits(upstreamModel: deployment.upstreamModel)
-        let upstreamBody = RelayHandler.apply(edits, to: body, allocator: context.channel.allocator)
+        let upstreamBody: ByteBuffer
+        if exchange.translated {
+            do {
+                upstreamBody = context.channel.allocator.buffer(bytes: try RelayHandler.translate(body, for: exchange, to: deployment))
+            } catch {
+                return refuse(exchange, .invalidRequest(message: error.message, param: error.field), record: true)
+            }
+        } else {
+            let edits = anthropicFields?.upstreamEdits(upstreamModel: deployment.upstreamModel)
+                ?? exchange.fields.upstreamEdits(upstreamModel: deployment.upstreamModel)
+            upstreamBody = RelayHandler.apply(edits, to: body, allocator: context.channel.allocator)
+        }
         switch deployment.endpoint {
         case .demo(let settings):
+            // The demo model speaks OpenAI's format; a Messages request reaches it translated.
             let demo = DemoUpstream(eventLoop: context.eventLoop, settings: settings, deployment: deployment,
-                                    endpoint: exchange.endpoint ?? .chatCompletions, fields: exchange.fields,
+                                    endpoint: exchange.endpoint == .embeddings ? .embeddings : .chatCompletions, fields: exchange.fields,
                                     allocator: context.channel.allocator)
             exchange.source = .demo(demo)
             demo.start(delegate: self)
@@ -248,6 +255,18 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             exchange.upstreamRequest = (upstreamHead(exchange, deployment, basePath: basePath, hostHeader: hostHeader,
                                                      bodyLength: upstreamBody.readableBytes), upstreamBody)
             sendUpstream(exchange, target: target, fresh: false)
+        }
+    }
+
+    /// The request rewritten in the model's format (every field translated, or refused by name).
+    static func translate(_ body: ByteBuffer, for exchange: Exchange, to deployment: Deployment) throws(TranslationError) -> [UInt8] {
+        let bytes = Array(body.readableBytesView)
+        switch exchange.clientFormat {
+        case .openAI:
+            return try OpenAIClientToAnthropicModel.upstreamRequest(bytes, model: deployment.upstreamModel,
+                                                                   defaultMaxTokens: deployment.maxOutputTokens ?? 4096)
+        case .anthropic:
+            return try AnthropicClientToOpenAIModel.upstreamRequest(bytes, model: deployment.upstreamModel)
         }
     }
 
@@ -262,7 +281,14 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         headers.add(name: "content-length", value: String(bodyLength))
         headers.add(name: "accept", value: exchange.fields.stream ? "text/event-stream" : "application/json")
         headers.add(name: "user-agent", value: "tollgate")
-        var uri = basePath + (exchange.endpoint ?? .chatCompletions).upstreamPath
+        // A translated request goes to the model's own endpoint.
+        var endpoint = exchange.endpoint ?? .chatCompletions
+        switch (deployment.wire, endpoint) {
+        case (.anthropic, .chatCompletions): endpoint = .messages
+        case (.openAI, .messages): endpoint = .chatCompletions
+        default: break
+        }
+        var uri = basePath + endpoint.upstreamPath
         switch deployment.wire {
         case .openAI:
             if let apiKey = deployment.apiKey { headers.add(name: "authorization", value: "Bearer " + apiKey) }
@@ -273,7 +299,7 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             let betas = client["anthropic-beta"]
             if !betas.isEmpty { headers.add(name: "anthropic-beta", value: betas.joined(separator: ",")) }
             // Coding agents call `/v1/messages?beta=true`: the query goes on as it came.
-            if let query = exchange.clientHead.uri.split(separator: "?", maxSplits: 1).dropFirst().first {
+            if exchange.clientFormat == .anthropic, let query = exchange.clientHead.uri.split(separator: "?", maxSplits: 1).dropFirst().first {
                 uri += "?" + query
             }
         }
@@ -412,9 +438,15 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             exchange.phase = .upstreamFault(head.status)
         } else if exchange.fields.stream, code == 200,
                   head.headers.first(name: "content-type")?.contains("text/event-stream") == true {
-            let tap: StreamTap = exchange.deployment?.wire == .anthropic
-                ? .anthropic(AnthropicStreamTap())
-                : .openAI(SSEUsageTap(hidesUsageChunk: !exchange.fields.clientIncludeUsage))
+            let tap: StreamTap
+            switch (exchange.deployment?.wire ?? .openAI, exchange.clientFormat) {
+            case (.openAI, .openAI): tap = .openAI(SSEUsageTap(hidesUsageChunk: !exchange.fields.clientIncludeUsage))
+            case (.anthropic, .anthropic): tap = .anthropic(AnthropicStreamTap())
+            case (.anthropic, .openAI):
+                tap = .anthropicToOpenAI(AnthropicStreamTap(), AnthropicToOpenAIStream(
+                    includeUsage: exchange.fields.clientIncludeUsage, created: Int(exchange.createdAt.timeIntervalSince1970)))
+            case (.openAI, .anthropic): tap = .openAIToAnthropic(SSEUsageTap(hidesUsageChunk: false), OpenAIToAnthropicStream())
+            }
             exchange.phase = .streaming(tap)
             var headers = responseHeaders(exchange)
             headers.add(name: "content-type", value: "text/event-stream")
@@ -467,8 +499,24 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             let record = exchange.ledgerRecord(status: Int(head.status.code), usage: usage ?? Usage(), usageEstimated: false,
                                                error: head.status.code >= 400 ? "upstream answered \(head.status.code)" : nil,
                                                now: .now())
+            var body = body
+            if exchange.translated, let upstream = body {
+                guard head.status == .ok else {
+                    settle(exchange, record)
+                    return refuse(exchange, .upstreamRejected(status: head.status, model: exchange.deployment?.name ?? "unknown",
+                                                              detail: RelayHandler.errorMessage(in: upstream)), record: false)
+                }
+                do throws(TranslationError) {
+                    body = ByteBuffer(bytes: try RelayHandler.translateResponse(upstream, for: exchange))
+                } catch {
+                    settle(exchange, record)
+                    return refuse(exchange, .upstreamFault(model: exchange.deployment?.name ?? "unknown",
+                                                           detail: "its answer could not be translated (\(error.message))"), record: false)
+                }
+            }
             var headers = responseHeaders(exchange)
-            headers.add(name: "content-type", value: head.headers.first(name: "content-type") ?? "application/json")
+            headers.add(name: "content-type", value: exchange.translated ? "application/json"
+                                                     : head.headers.first(name: "content-type") ?? "application/json")
             headers.add(name: "content-length", value: String(body?.readableBytes ?? 0))
             headers.add(name: "x-tollgate-cost-usd", value: record.cost.decimalString)
             settle(exchange, record)
@@ -488,6 +536,21 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         case .awaitingUpstream, .settled:
             break
         }
+    }
+
+    static func translateResponse(_ body: ByteBuffer, for exchange: Exchange) throws(TranslationError) -> [UInt8] {
+        let bytes = Array(body.readableBytesView)
+        switch exchange.clientFormat {
+        case .openAI: return try OpenAIClientToAnthropicModel.clientResponse(bytes, created: Int(exchange.createdAt.timeIntervalSince1970))
+        case .anthropic: return try AnthropicClientToOpenAIModel.clientResponse(bytes)
+        }
+    }
+
+    /// The message of an error body in either format, else its first 300 bytes.
+    static func errorMessage(in body: ByteBuffer) -> String {
+        let object = (try? JSONSerialization.jsonObject(with: Data(body.readableBytesView))) as? [String: Any]
+        if let message = (object?["error"] as? [String: Any])?["message"] as? String { return message }
+        return String(decoding: body.readableBytesView.prefix(300), as: UTF8.self)
     }
 
     func upstreamFailed(_ error: any Error, receivedResponse: Bool, wasReused: Bool) {
