@@ -31,6 +31,7 @@ import fake_upstream as fu  # noqa: E402
 
 ADMIN_KEY = "admin-test-key"
 UPSTREAM_KEY = "sk-upstream-secret"
+ANTHROPIC_UPSTREAM_KEY = "sk-ant-upstream"
 LEDGER_TIMEOUT = 5.0
 HEALTH_TIMEOUT = 30.0
 STOP_GRACE = 10.0
@@ -41,8 +42,13 @@ PRICES = {
     "fake-mini": (Decimal("0.15"), Decimal("0.075"), Decimal("0.60")),
     "fake-embed": (Decimal("0.02"), Decimal("0"), Decimal("0")),
     "fake-tls": (Decimal("0.15"), Decimal("0.075"), Decimal("0.60")),
+    "claude-fake": (Decimal("3"), Decimal("0.30"), Decimal("15")),
 }
-ALL_MODELS = {"fake-gpt", "fake-mini", "fake-embed"}
+# name -> cache write price in USD per million tokens (models that bill cache writes)
+CACHE_WRITE_PRICES = {
+    "claude-fake": Decimal("3.75"),
+}
+ALL_MODELS = {"fake-gpt", "fake-mini", "fake-embed", "claude-fake"}
 
 
 def gateway_config(up_port: int, extra_models: str = "") -> str:
@@ -54,6 +60,7 @@ models:
   - {{ name: fake-gpt, provider: openai-compatible, base_url: "{base}", api_key: "{UPSTREAM_KEY}", upstream_model: fake-gpt-upstream, price: {{ input_per_mtok: "2.50", cached_input_per_mtok: "1.25", output_per_mtok: "10" }} }}
   - {{ name: fake-mini, provider: openai-compatible, base_url: "{base}", api_key: "{UPSTREAM_KEY}", price: {{ input_per_mtok: "0.15", cached_input_per_mtok: "0.075", output_per_mtok: "0.60" }} }}
   - {{ name: fake-embed, provider: openai-compatible, base_url: "{base}", api_key: "{UPSTREAM_KEY}", price: {{ input_per_mtok: "0.02", output_per_mtok: "0" }} }}
+  - {{ name: claude-fake, provider: anthropic, base_url: "http://127.0.0.1:{up_port}", api_key: "{ANTHROPIC_UPSTREAM_KEY}", upstream_model: claude-fake-upstream, price: {{ input_per_mtok: "3", cached_input_per_mtok: "0.30", cache_write_per_mtok: "3.75", output_per_mtok: "15" }} }}
 {extra_models}"""
 
 
@@ -73,6 +80,35 @@ def expected_cost(model: str, prompt_tokens: int, cached_tokens: int = 0, comple
     total = (Decimal(uncached) * p_in + Decimal(cached_tokens) * p_cached
              + Decimal(completion_tokens) * p_out) / Decimal(10**6)
     return fmt_money(total)
+
+
+def expected_anthropic_cost(input_tokens: int, cache_read: int = 0, cache_write: int = 0, output_tokens: int = 0,
+                            model: str = "claude-fake") -> str:
+    """Anthropic convention: input_tokens EXCLUDES cache reads and writes; each is priced at its own rate."""
+    p_in, p_read, p_out = PRICES[model]
+    p_write = CACHE_WRITE_PRICES[model]
+    total = (Decimal(input_tokens) * p_in + Decimal(cache_read) * p_read + Decimal(cache_write) * p_write
+             + Decimal(output_tokens) * p_out) / Decimal(10**6)
+    return fmt_money(total)
+
+
+def assert_row_matches_anthropic_usage(row: dict, usage: dict, model: str = "claude-fake"):
+    """The ledger row carries this Anthropic-style usage and its exact cost."""
+    inp = usage["input_tokens"]
+    read = usage.get("cache_read_input_tokens") or 0
+    write = usage.get("cache_creation_input_tokens") or 0
+    out = usage.get("output_tokens", 0)
+    want = {
+        "model": model,
+        "provider": "anthropic",
+        "input_tokens": inp,
+        "cached_input_tokens": read,
+        "cache_write_tokens": write,
+        "output_tokens": out,
+        "cost_usd": expected_anthropic_cost(inp, read, write, out, model),
+    }
+    got = {k: row.get(k) for k in want}
+    assert got == want, f"ledger row {row.get('id')}: got {got}, want {want}\nrow: {row}"
 
 
 def assert_row_matches_usage(row: dict, model: str, usage: dict):
@@ -269,6 +305,20 @@ class Gateway:
         kw.setdefault("timeout", 30.0)
         return OpenAI(base_url=self.v1, api_key=key, max_retries=0, **kw)
 
+    def anthropic(self, key: str, **kw):
+        """The official `anthropic` SDK pointed at the gateway (it appends /v1/messages). This SDK release sends
+        api_key as `Authorization: Bearer`; see anthropic_x_api_key for a client that sends `x-api-key`."""
+        import anthropic
+        kw.setdefault("timeout", 30.0)
+        kw.setdefault("api_key", key)
+        return anthropic.Anthropic(base_url=self.url, max_retries=0, **kw)
+
+    def anthropic_x_api_key(self, key: str, **kw):
+        """An `anthropic` SDK client that authenticates with `x-api-key` only (no Authorization header)."""
+        import anthropic
+        headers = {**kw.pop("default_headers", {}), "x-api-key": key, "Authorization": anthropic.omit}
+        return self.anthropic(key, default_headers=headers, **kw)
+
     def ledger_row(self, request_id: str, timeout: float = LEDGER_TIMEOUT) -> dict:
         """Polls the ledger (flushed every ledger.flush_ms) until the row with this id appears."""
         assert request_id, "no request id"
@@ -404,6 +454,14 @@ def ident(admin) -> Identity:
 @pytest.fixture
 def client(gateway, ident) -> OpenAI:
     c = gateway.client(ident.key)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def aclient(gateway, ident):
+    """The official `anthropic` SDK with the `ident` fixture's virtual key."""
+    c = gateway.anthropic(ident.key)
     yield c
     c.close()
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""A fake OpenAI-compatible upstream for Tollgate's end-to-end tests.
+"""A fake OpenAI-compatible and Anthropic upstream for Tollgate's end-to-end tests.
 
 Pure asyncio on raw sockets: HTTP/1.1 is parsed here (request line, headers, Content-Length and chunked
 request bodies, keep-alive, several and pipelined requests per connection), so tests control every byte
@@ -35,6 +35,30 @@ POST /v1/embeddings
     encoding_format "base64" gives base64 of the little-endian float32 bytes, else float lists.
 GET /v1/models
     A small model list.
+POST /v1/messages   (Anthropic Messages API; a query string such as ?beta=true is ignored)
+    Needs `x-api-key` or `Authorization` (else 401), `anthropic-version` (else 400), and a body with model,
+    max_tokens and a non-empty messages list (else 400), errors in Anthropic's shape
+    {"type": "error", "error": {"type", "message"}, "request_id"}.
+    usage.input_tokens = 10 + (UTF-8 bytes of the system prompt and of every message's text: string contents,
+    text blocks, tool_result contents) // 4; cache reads and writes are NOT in input_tokens (as Anthropic
+    reports them). output_tokens = reply words, or 12 for a tool_use answer.
+    Directives, read from the text of the LAST user message (string content or its text blocks):
+      REPLY_WORDS n      reply has n words (default 5)
+      CACHE_READ n       usage.cache_read_input_tokens = n
+      CACHE_WRITE n      usage.cache_creation_input_tokens = n
+      STATUS n           answer status n with an Anthropic error body (500 → api_error)
+      TOOL_USE name      answer a tool_use block {"id": "toolu_…", "name": name, "input": {"city": "Paris"}},
+                         stop_reason "tool_use"
+      SLOW_CHUNKS ms     delay between stream events (default 10)
+      CLOSE_BEFORE, HANG, CLOSE_MIDSTREAM k (after k content_block_delta events) as for chat
+      STREAM_ERROR k     stream: after k content_block_delta events send `event: error` (overloaded_error)
+                         and end the stream there (as Anthropic does mid-stream)
+    Streams ("stream": true): text/event-stream, chunked, `event: NAME\ndata: {json}\n\n` each:
+    message_start (usage: input side, output_tokens 1), content_block_start, ping, content_block_delta (one
+    text_delta per word, or input_json_delta pieces for tool_use), content_block_stop, message_delta
+    (stop_reason, usage.output_tokens), message_stop.
+POST /v1/messages/count_tokens
+    {"input_tokens": <the input_tokens formula above>}
 
 Control endpoints (not logged, and their connections are not counted)
     GET  /_requests     JSON list of every request received: method, path, headers (lower-cased names;
@@ -232,6 +256,116 @@ def embedding_vector(index: int, item, dims: int) -> list[float]:
 
 def embedding_base64(vec: list[float]) -> str:
     return base64.b64encode(struct.pack("<%df" % len(vec), *vec)).decode("ascii")
+
+
+# ------------------------------------------------------------------------- Anthropic pure functions
+
+TOOL_INPUT = {"city": "Paris"}
+TOOL_USE_OUTPUT_TOKENS = 12
+
+_ANTHROPIC_RE = {
+    "REPLY_WORDS": re.compile(r"\bREPLY_WORDS\s+(\d+)"),
+    "CACHE_READ": re.compile(r"\bCACHE_READ\s+(\d+)"),
+    "CACHE_WRITE": re.compile(r"\bCACHE_WRITE\s+(\d+)"),
+    "STATUS": re.compile(r"\bSTATUS\s+(\d{3})"),
+    "SLOW_CHUNKS": re.compile(r"\bSLOW_CHUNKS\s+(\d+)"),
+    "CLOSE_MIDSTREAM": re.compile(r"\bCLOSE_MIDSTREAM\s+(\d+)"),
+    "STREAM_ERROR": re.compile(r"\bSTREAM_ERROR\s+(\d+)"),
+}
+
+
+def anthropic_block_text(block) -> str:
+    """The text a content block carries: a text block's text, a tool_result's content (string or text blocks)."""
+    if isinstance(block, str):
+        return block
+    if not isinstance(block, dict):
+        return ""
+    t = block.get("type")
+    if t == "text" and isinstance(block.get("text"), str):
+        return block["text"]
+    if t == "tool_result":
+        c = block.get("content")
+        if isinstance(c, str):
+            return c
+        if isinstance(c, list):
+            return "".join(anthropic_block_text(b) for b in c if isinstance(b, dict) and b.get("type") == "text")
+    return ""
+
+
+def anthropic_content_text(content) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(anthropic_block_text(b) for b in content)
+    return ""
+
+
+def anthropic_input_tokens(body: dict) -> int:
+    """10 + UTF-8 bytes of the system prompt and of all message text // 4 (cache reads/writes excluded)."""
+    total = len(anthropic_content_text(body.get("system")).encode("utf-8"))
+    for m in body.get("messages") or []:
+        if isinstance(m, dict):
+            total += len(anthropic_content_text(m.get("content")).encode("utf-8"))
+    return 10 + total // 4
+
+
+def anthropic_directives(messages) -> dict:
+    """Directives from the text of the last user message (string content, or its text blocks only)."""
+    text = ""
+    for m in reversed(messages or []):
+        if isinstance(m, dict) and m.get("role") == "user":
+            c = m.get("content")
+            if isinstance(c, str):
+                text = c
+            elif isinstance(c, list):
+                text = " ".join(b["text"] for b in c if isinstance(b, dict) and b.get("type") == "text"
+                                and isinstance(b.get("text"), str))
+            break
+    d: dict = {}
+    for name, rx in _ANTHROPIC_RE.items():
+        mm = rx.search(text)
+        if mm:
+            d[name] = int(mm.group(1))
+    mm = re.search(r"\bTOOL_USE\s+([A-Za-z0-9_-]+)", text)
+    if mm:
+        d["TOOL_USE"] = mm.group(1)
+    for name, rx in _FLAG_RE.items():
+        if rx.search(text):
+            d[name] = True
+    return d
+
+
+def anthropic_usage(body: dict) -> dict:
+    """The usage object of the fake's full answer to this Messages request."""
+    d = anthropic_directives(body.get("messages"))
+    out = TOOL_USE_OUTPUT_TOKENS if "TOOL_USE" in d else d.get("REPLY_WORDS", 5)
+    return {
+        "input_tokens": anthropic_input_tokens(body),
+        "output_tokens": out,
+        "cache_creation_input_tokens": d.get("CACHE_WRITE", 0),
+        "cache_read_input_tokens": d.get("CACHE_READ", 0),
+    }
+
+
+def tool_input_json_pieces() -> list[str]:
+    """How the streamed tool_use input is cut into input_json_delta partial_json pieces."""
+    js = json.dumps(TOOL_INPUT)  # '{"city": "Paris"}', as Anthropic spaces it
+    return ["", js[:5], js[5:11], js[11:]]
+
+
+ANTHROPIC_ERROR_TYPES = {
+    400: "invalid_request_error", 401: "authentication_error", 402: "billing_error", 403: "permission_error",
+    404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error", 504: "timeout_error",
+    529: "overloaded_error",
+}
+
+
+def anthropic_error_body(status: int, message: str, request_id: str | None = None, etype: str | None = None) -> bytes:
+    obj: dict = {"type": "error",
+                 "error": {"type": etype or ANTHROPIC_ERROR_TYPES.get(status, "api_error"), "message": message}}
+    if request_id:
+        obj["request_id"] = request_id
+    return dumps(obj)
 
 
 def dumps(obj) -> bytes:
@@ -527,6 +661,10 @@ class Handler:
             return ka, True
         if p == "/v1/chat/completions" and m == "POST":
             return await self.chat(req, reader, writer, record, ka)
+        if p == "/v1/messages" and m == "POST":
+            return await self.messages(req, reader, writer, record, ka)
+        if p == "/v1/messages/count_tokens" and m == "POST":
+            return await self.count_tokens(req, writer, record, ka)
         if p == "/v1/embeddings" and m == "POST":
             return await self.embeddings(req, writer, ka)
         if p == "/v1/models" and m == "GET":
@@ -680,6 +818,142 @@ class Handler:
         obj = {"object": "list", "data": data, "model": body.get("model") or "unknown",
                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
         await send_full(writer, 200, dumps(obj), ka)
+        return ka, True
+
+
+    # ------------------------------------------------------------------ Anthropic Messages API
+
+    async def _anthropic_check(self, req: Request, writer, record, ka, need_max_tokens: bool):
+        """The parsed body, or None after answering the error Anthropic would give."""
+        rid = f"req_fake_{record['seq']}"
+        extra = [("request-id", rid)]
+        if not req.headers.get("x-api-key") and not req.headers.get("authorization"):
+            await send_full(writer, 401, anthropic_error_body(401, "x-api-key header is required", rid), ka,
+                            extra=extra)
+            return None
+        if not req.headers.get("anthropic-version"):
+            await send_full(writer, 400, anthropic_error_body(400, "anthropic-version: header is required", rid),
+                            ka, extra=extra)
+            return None
+        body, err = self._json(req)
+        problem = err
+        if body is not None:
+            if not isinstance(body.get("model"), str) or not body["model"]:
+                problem = "model: Field required"
+            elif need_max_tokens and (not isinstance(body.get("max_tokens"), int)
+                                      or isinstance(body.get("max_tokens"), bool) or body["max_tokens"] < 1):
+                problem = "max_tokens: Field required"
+            elif not isinstance(body.get("messages"), list) or not body["messages"]:
+                problem = "messages: Field required"
+            elif not all(isinstance(x, dict) and x.get("role") in ("user", "assistant") and "content" in x
+                         for x in body["messages"]):
+                problem = "messages: each message needs a role (user or assistant) and content"
+        if problem:
+            await send_full(writer, 400, anthropic_error_body(400, problem, rid), ka, extra=extra)
+            return None
+        return body
+
+    async def count_tokens(self, req: Request, writer, record, ka):
+        body = await self._anthropic_check(req, writer, record, ka, need_max_tokens=False)
+        if body is not None:
+            await send_full(writer, 200, dumps({"input_tokens": anthropic_input_tokens(body)}), ka,
+                            extra=[("request-id", f"req_fake_{record['seq']}")])
+        return ka, True
+
+    async def messages(self, req: Request, reader, writer, record, ka):
+        st = self.state
+        body = await self._anthropic_check(req, writer, record, ka, need_max_tokens=True)
+        if body is None:
+            return ka, True
+        rid = f"req_fake_{record['seq']}"
+        d = anthropic_directives(body["messages"])
+        model = body["model"]
+
+        if d.get("CLOSE_BEFORE"):
+            return False, False
+        if d.get("HANG"):
+            try:
+                await asyncio.wait_for(_wait_eof(reader), HANG_MAX)
+            except asyncio.TimeoutError:
+                return False, False
+            raise PeerGone()
+        if "STATUS" in d and d["STATUS"] != 200:
+            status = d["STATUS"]
+            await send_full(writer, status,
+                            anthropic_error_body(status, f"fake upstream answers {status} as asked", rid), ka,
+                            extra=[("request-id", rid)])
+            return ka, True
+
+        usage = anthropic_usage(body)
+        st.response_seq += 1
+        mid = f"msg_fake{st.response_seq:08d}"
+        tool = d.get("TOOL_USE")
+        words = reply_words(d.get("REPLY_WORDS", 5))
+        if tool:
+            block = {"type": "tool_use", "id": f"toolu_fake{st.response_seq:08d}", "name": tool,
+                     "input": dict(TOOL_INPUT)}
+            stop_reason = "tool_use"
+        else:
+            block = {"type": "text", "text": " ".join(words)}
+            stop_reason = "end_turn"
+        extra = [("request-id", rid), ("anthropic-organization-id", "fake-org")]
+
+        if body.get("stream") is True:
+            delay = d.get("SLOW_CHUNKS", 10) / 1000.0
+            close_after = d.get("CLOSE_MIDSTREAM")
+            error_after = d.get("STREAM_ERROR")
+
+            def ev(name: str, obj: dict) -> bytes:
+                return b"event: " + name.encode() + b"\ndata: " + dumps({"type": name, **obj}) + b"\n\n"
+
+            start_usage = {"input_tokens": usage["input_tokens"],
+                           "cache_creation_input_tokens": usage["cache_creation_input_tokens"],
+                           "cache_read_input_tokens": usage["cache_read_input_tokens"], "output_tokens": 1}
+            events = [ev("message_start", {"message": {
+                "id": mid, "type": "message", "role": "assistant", "model": model, "content": [],
+                "stop_reason": None, "stop_sequence": None, "usage": start_usage}})]
+            if tool:
+                events.append(ev("content_block_start", {"index": 0, "content_block": {**block, "input": {}}}))
+                events.append(ev("ping", {}))
+                deltas = [ev("content_block_delta", {"index": 0, "delta": {"type": "input_json_delta",
+                                                                            "partial_json": piece}})
+                          for piece in tool_input_json_pieces()]
+            else:
+                events.append(ev("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}}))
+                events.append(ev("ping", {}))
+                deltas = [ev("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": piece}})
+                          for piece in stream_pieces(block.get("text", ""), words, None)]
+            cut = False
+            if close_after is not None:
+                events += deltas[:close_after]
+                cut = True
+            elif error_after is not None:
+                events += deltas[:error_after]
+                events.append(ev("error", {"error": {"type": "overloaded_error", "message": "Overloaded"}}))
+            else:
+                events += deltas
+                events.append(ev("content_block_stop", {"index": 0}))
+                events.append(ev("message_delta", {"delta": {"stop_reason": stop_reason, "stop_sequence": None},
+                                                   "usage": {"output_tokens": usage["output_tokens"]}}))
+                events.append(ev("message_stop", {}))
+            hs = std_headers("text/event-stream; charset=utf-8", ka) + extra + [
+                ("Cache-Control", "no-cache"), ("Transfer-Encoding", "chunked")]
+            await send(writer, head(200, hs))
+            for i, e in enumerate(events):
+                if i > 0 and delay > 0:
+                    await asyncio.sleep(delay)
+                if reader.at_eof():
+                    raise PeerGone()
+                await send(writer, chunk(e))
+            if cut:
+                await asyncio.sleep(0.05)
+                return False, False
+            await send(writer, b"0\r\n\r\n")
+            return ka, True
+
+        obj = {"id": mid, "type": "message", "role": "assistant", "model": model, "content": [block],
+               "stop_reason": stop_reason, "stop_sequence": None, "usage": usage}
+        await send_full(writer, 200, dumps(obj), ka, extra=extra)
         return ka, True
 
 
