@@ -30,7 +30,6 @@ public enum StartupError: Error, CustomStringConvertible {
     case unpricedModel(String)
     case badBaseURL(model: String, url: String)
     case unsupportedDatabase(String)
-    case unsupportedProvider(model: String, provider: String)
     case catalogue(String)
     case badWebhookURL(String)
 
@@ -40,7 +39,6 @@ public enum StartupError: Error, CustomStringConvertible {
             "model '\(model)' has no price in the catalogue: give it `price: { input_per_mtok: …, output_per_mtok: … }`, or `price: free` for a self-hosted model"
         case .badBaseURL(let model, let url): "model '\(model)': base_url '\(url)' is not an http(s) URL with a host"
         case .unsupportedDatabase(let url): "database '\(url)' is not supported yet: use sqlite:PATH"
-        case .unsupportedProvider(let model, let provider): "model '\(model)': provider '\(provider)' is not supported yet"
         case .catalogue(let message): "the price catalogue shipped with Tollgate is broken: \(message)"
         case .badWebhookURL(let url): "webhooks.url '\(url)' is not an http(s) URL with a host"
         }
@@ -181,8 +179,10 @@ public enum GatewayServer {
                 models.append(GatewayConfig.ModelConfig(name: entry.name, provider: .openai, apiKey: key))
             }
         }
-        if useEnvironmentProviders, environment["ANTHROPIC_API_KEY"] != nil {
-            logger.warning("ANTHROPIC_API_KEY is set, but the anthropic provider is not available in this version yet")
+        if useEnvironmentProviders, let key = environment["ANTHROPIC_API_KEY"], !key.isEmpty {
+            for entry in catalog.entries where entry.provider == "anthropic" && !configured.contains(entry.name) {
+                models.append(GatewayConfig.ModelConfig(name: entry.name, provider: .anthropic, apiKey: key))
+            }
         }
         return try models.map { model in try deployment(for: model, catalog: catalog) }
     }
