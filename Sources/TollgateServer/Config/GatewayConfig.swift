@@ -261,29 +261,12 @@ extension GatewayConfig {
         }
     }
 
-    public enum BudgetScope: String, Hashable, Sendable, CaseIterable {
-        case org, team, user, key
-    }
-
-    public enum BudgetLimit: Hashable, Sendable {
-        case usd(Nanodollars)
-        case tokens(Int)
-    }
-
-    public enum BudgetPeriod: String, Hashable, Sendable, CaseIterable {
-        case day, week, month, total
-    }
-
-    public enum BudgetMode: String, Hashable, Sendable, CaseIterable {
-        /// Reserve the worst case before forwarding: the cap is never passed.
-        case strict
-        /// Reserve an estimate: cheaper on agents' large `max_tokens`, may pass the cap by one request.
-        case estimate
-    }
-
-    public enum ExhaustAction: String, Hashable, Sendable, CaseIterable {
-        case reject, downgrade
-    }
+    // The budget vocabulary is Core's: the config names the same things the budget book enforces.
+    public typealias BudgetScope = TollgateCore.BudgetScope
+    public typealias BudgetLimit = TollgateCore.BudgetLimit
+    public typealias BudgetPeriod = TollgateCore.BudgetPeriod
+    public typealias BudgetMode = TollgateCore.BudgetMode
+    public typealias ExhaustAction = TollgateCore.ExhaustAction
 
     public struct Salary: Hashable, Sendable {
         public var annualSalary: Nanodollars
