@@ -88,7 +88,7 @@ public enum GatewayServer {
             budgets.expire(now: clock.now())
         }
         let gateway = Gateway(
-            models: ModelRegistry(deployments), keys: keys, admission: Admission(configured: rateLimits), budgets: budgets, clock: clock,
+            models: ModelRegistry(deployments, routes: config.routes), keys: keys, admission: Admission(configured: rateLimits), budgets: budgets, clock: clock,
             ledger: ledger, pools: pools,
             settings: ProxySettings(
                 maxBodyBytes: config.server.maxBodyBytes,
@@ -217,7 +217,9 @@ public enum GatewayServer {
                           maxOutputTokens: model.maxOutputTokens ?? catalogEntry?.maxOutputTokens,
                           tier: model.tier ?? catalogEntry?.tier, downgradeTo: model.downgradeTo,
                           wire: model.provider == .anthropic ? .anthropic : .openAI,
-                          anthropicVersion: model.anthropicVersion ?? "2023-06-01")
+                          anthropicVersion: model.anthropicVersion ?? "2023-06-01",
+                          capabilities: model.capabilities.map { Set($0.map(\.rawValue)) } ?? catalogEntry?.capabilities ?? [],
+                          contextWindow: model.contextWindow ?? catalogEntry?.contextWindow, weight: model.weight)
     }
 
     static func openStore(_ url: String) throws -> any Store {

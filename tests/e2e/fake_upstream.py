@@ -714,6 +714,10 @@ class Handler:
             except asyncio.TimeoutError:
                 return False, False
             raise PeerGone()
+        # FAIL_MODEL name code: answer `code` only when the request is for upstream model `name` (fallback tests).
+        fail = re.search(r"\bFAIL_MODEL\s+(\S+)\s+(\d{3})", (messages[-1] or {}).get("content") or "" if isinstance((messages[-1] or {}).get("content"), str) else "")
+        if fail and fail.group(1) == model:
+            d["STATUS"] = int(fail.group(2))
         if "STATUS" in d and d["STATUS"] != 200:
             status = d["STATUS"]
             etype = "server_error" if status >= 500 else "invalid_request_error"

@@ -43,6 +43,11 @@ struct Deployment: Sendable {
     var wire: WireFormat = .openAI
     /// Sent when translating, or when an Anthropic client sent none.
     var anthropicVersion: String = "2023-06-01"
+    /// What the model can do (`tools`, `vision`, `json`), for `cheapest-capable` routes.
+    var capabilities: Set<String> = []
+    var contextWindow: Int? = nil
+    /// Its share in a weighted `loadbalance` route.
+    var weight: Int = 1
 
     var isSimulated: Bool {
         if case .demo = endpoint { return true }
@@ -50,14 +55,17 @@ struct Deployment: Sendable {
     }
 }
 
-/// The models this gateway serves, by the name clients ask for.
+/// The models this gateway serves and the routes over them, by the names clients ask for.
 struct ModelRegistry: Sendable {
     let deployments: [String: Deployment]
+    let routes: [String: GatewayConfig.RouteConfig]
+    /// Every name a client may ask for: models and routes.
     let names: [String]
 
-    init(_ deployments: [Deployment]) {
+    init(_ deployments: [Deployment], routes: [GatewayConfig.RouteConfig] = []) {
         self.deployments = Dictionary(deployments.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
-        self.names = self.deployments.keys.sorted()
+        self.routes = Dictionary(routes.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        self.names = (Array(self.deployments.keys) + Array(self.routes.keys)).sorted()
     }
 
     subscript(name: String) -> Deployment? { deployments[name] }

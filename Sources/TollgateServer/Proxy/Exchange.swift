@@ -156,7 +156,14 @@ final class Exchange {
     var budgetRemainingUSD: Nanodollars?
     /// The model the client asked for, when a budget downgrade serves another.
     var requestedDeployment: Deployment?
+    /// The route the client asked for, and why the model serving it was chosen.
+    var route: String?
     var routeReason: String?
+    /// A route's models still to try if the current one fails before the first byte reaches the client.
+    var fallbacks: [Deployment] = []
+    /// The client's body and its Anthropic fields, kept to send again to a fallback.
+    var clientBody: ByteBuffer?
+    var anthropicFields: AnthropicRequestFields?
     /// When the upstream's answer began (its head).
     var firstByteAt: NIODeadline?
     /// When the first chunk of a stream passed to the client: time to first token.
@@ -208,7 +215,7 @@ final class Exchange {
             teamID: key?.record.teamID, teamName: key?.teamName, orgID: key?.record.orgID,
             requestedModel: requestedModel, model: deployment?.name, provider: deployment?.provider,
             usage: usage, usageEstimated: usageEstimated, cost: cost, baselineCost: baseline, status: status, latencyMs: latency,
-            ttftMs: ttft, stream: fields.stream, tags: tags, agentic: fields.agentic, route: nil,
+            ttftMs: ttft, stream: fields.stream, tags: tags, agentic: fields.agentic, route: route,
             routeReason: routeReason, error: error)
     }
 

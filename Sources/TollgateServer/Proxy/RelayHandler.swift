@@ -211,8 +211,34 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             return refuse(exchange, .invalidRequest(message: "You must provide a model parameter.", param: "model"), record: true)
         }
         exchange.requestedModel = model
-        guard let deployment = gateway.models[model] else { return refuse(exchange, .modelNotFound(model: model), record: true) }
-        guard key.mayUse(model) else { return refuse(exchange, .modelNotAllowed(model: model), record: true) }
+        let deployment: Deployment
+        if let route = gateway.models.routes[model] {
+            guard key.mayUse(model) else { return refuse(exchange, .modelNotAllowed(model: model), record: true) }
+            let needs = RouteNeeds(tools: exchange.fields.hasTools, vision: exchange.fields.mediaParts > 0,
+                                   contextTokens: TokenEstimate.promptTokens(bytes: exchange.fields.promptBytes)
+                                       + (exchange.fields.maxOutputTokens ?? 0))
+            var random = SystemRandomNumberGenerator()
+            let plan: RoutePlan
+            do {
+                plan = try RoutePlanner.plan(route, needs: needs, registry: gateway.models, random: &random)
+            } catch {
+                switch error {
+                case .noCapableModel(let route, let needs):
+                    return refuse(exchange, .invalidRequest(message: "No model of route '\(route)' can serve this request (it needs \(needs)).",
+                                                            param: "model"), record: true)
+                case .unknownModel(let route, let model):
+                    return refuse(exchange, .internalError("route '\(route)' names the unknown model '\(model)'"), record: true)
+                }
+            }
+            exchange.route = route.name
+            exchange.routeReason = plan.reason
+            exchange.fallbacks = Array(plan.candidates.dropFirst())
+            deployment = plan.candidates[0]
+        } else {
+            guard let model = gateway.models[model] else { return refuse(exchange, .modelNotFound(model: model), record: true) }
+            guard key.mayUse(model.name) else { return refuse(exchange, .modelNotAllowed(model: model.name), record: true) }
+            deployment = model
+        }
         exchange.deployment = deployment
         if exchange.endpoint == .countTokens {
             return countTokens(exchange, deployment: deployment, body: body, anthropicFields: anthropicFields, context: context)
@@ -228,7 +254,18 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         case .rateLimited(let dimension, let retry, let status):
             return refuse(exchange, .rateLimited(dimension, retryAfterSeconds: retry, status), record: true)
         }
-        guard admitBudgets(exchange, key: key, deployment: deployment, bodyBytes: body.readableBytes, now: now),
+        exchange.clientBody = body
+        exchange.anthropicFields = anthropicFields
+        dispatch(exchange, key: key, deployment: deployment, context: context)
+    }
+
+    /// Admits the request on `deployment`'s budgets and sends it there (translated if need be). Called
+    /// again with the next model of a route when one fails before the first byte.
+    private func dispatch(_ exchange: Exchange, key: ResolvedKey, deployment: Deployment, context: ChannelHandlerContext) {
+        guard let body = exchange.clientBody else { return }
+        let anthropicFields = exchange.anthropicFields
+        exchange.deployment = deployment
+        guard admitBudgets(exchange, key: key, deployment: deployment, bodyBytes: body.readableBytes, now: gateway.clock.now()),
               let deployment = exchange.deployment else { return }
 
         let upstreamBody: ByteBuffer
@@ -399,6 +436,7 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
                 }
                 connection.send(head: request.head, body: request.body, delegate: self)
             case .failure(let error):
+                if self.failover(exchange, reason: "fallback after connect error") { return }
                 self.failUpstream(exchange, detail: "could not connect (\(error))")
             }
         }
@@ -488,6 +526,10 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         exchange.cancelTimers()
         // The response is complete: the connection has gone back to its pool and is no longer ours.
         exchange.source = nil
+        if case .buffering(let head, _) = exchange.phase, head.status == .tooManyRequests,
+           failover(exchange, reason: "fallback after 429") {
+            return
+        }
         switch exchange.phase {
         case .buffering(let head, let body):
             let wire = exchange.deployment?.wire ?? .openAI
@@ -532,6 +574,7 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             settle(exchange, exchange.ledgerRecord(status: 200, usage: billed.usage, usageEstimated: billed.estimated, error: nil, now: .now()))
             finishResponse()
         case .upstreamFault(let status):
+            if failover(exchange, reason: "fallback after \(status.code)") { return }
             failUpstream(exchange, detail: "it answered \(status.code) \(status.reasonPhrase)")
         case .awaitingUpstream, .settled:
             break
@@ -572,8 +615,34 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
                                                    error: "upstream closed mid-stream: \(error)", now: .now()))
             finishResponse()
         } else {
+            if failover(exchange, reason: receivedResponse ? "fallback after a broken answer" : "fallback after connect error") { return }
             failUpstream(exchange, detail: "\(error)")
         }
+    }
+
+    /// Sends the request to the route's next model, if there is one and nothing has reached the client
+    /// yet: the failed attempt's budget reservation is released first (it cost nothing).
+    private func failover(_ exchange: Exchange, reason: String) -> Bool {
+        guard !exchange.fallbacks.isEmpty, let key = exchange.key, let context else { return false }
+        switch exchange.phase {
+        case .awaitingUpstream, .buffering, .upstreamFault: break
+        case .streaming, .settled: return false
+        }
+        exchange.cancelTimers()
+        exchange.source?.abandon()
+        exchange.source = nil
+        if let reservation = exchange.reservation {
+            gateway.budgets.settle(reservation, actualUSD: .zero, actualTokens: 0, now: gateway.clock.now())
+            exchange.reservation = nil
+        }
+        exchange.phase = .awaitingUpstream
+        exchange.retriedOnFreshConnection = false
+        exchange.firstByteAt = nil
+        exchange.requestedDeployment = nil
+        exchange.routeReason = reason
+        let next = exchange.fallbacks.removeFirst()
+        dispatch(exchange, key: key, deployment: next, context: context)
+        return true
     }
 
     private func firstByteTimedOut(_ exchange: Exchange) {
@@ -665,10 +734,14 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         var body = #"{"object":"list","data":["#
         var first = true
         for name in gateway.models.names where key.mayUse(name) {
-            guard let deployment = gateway.models[name] else { continue }
+            let owner: String
+            if let deployment = gateway.models[name] {
+                owner = deployment.isSimulated ? "tollgate-demo (simulated)" : deployment.provider
+            } else {
+                owner = "tollgate-route"
+            }
             if !first { body += "," }
             first = false
-            let owner = deployment.isSimulated ? "tollgate-demo (simulated)" : deployment.provider
             body += #"{"id":"# + JSONString.quoted(name) + #","object":"model","created":0,"owned_by":"# + JSONString.quoted(owner) + "}"
         }
         body += "]}"

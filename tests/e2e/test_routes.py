@@ -1,0 +1,93 @@
+"""Routes through the real server: fallback to the next model when one fails before the first byte (connect
+error, 5xx, 429), cheapest-capable by what the request needs, weighted load balancing; each recorded in the
+ledger with its route and reason."""
+from __future__ import annotations
+
+import collections
+
+import httpx
+
+import fake_upstream as fu
+from conftest import expected_cost, free_port, gateway_config, start_fake, start_gateway
+
+
+def _gateway(tmp_path):
+    fake = start_fake(tmp_path)
+    dead = free_port()  # nothing listens there: connecting fails at once
+    extra = f"""  - {{ name: fake-dead, provider: openai-compatible, base_url: "http://127.0.0.1:{dead}/v1", api_key: "k", price: {{ input_per_mtok: "1", output_per_mtok: "1" }} }}
+routes:
+  safe: {{ strategy: fallback, models: [fake-dead, fake-gpt, fake-mini] }}
+  cap: {{ strategy: cheapest-capable, models: [fake-gpt, fake-mini] }}
+  lb: {{ strategy: loadbalance, models: [fake-gpt, fake-mini] }}
+"""
+    config = gateway_config(fake.port, extra)
+    # fake-gpt declares tools; fake-mini does not (cheapest-capable must skip it for tool requests).
+    config = config.replace("upstream_model: fake-gpt-upstream,", "upstream_model: fake-gpt-upstream, capabilities: [tools, vision], weight: 3,")
+    config = config.replace('- { name: fake-mini, provider: openai-compatible,', '- { name: fake-mini, provider: openai-compatible, capabilities: [], weight: 1,')
+    return fake, start_gateway(tmp_path / "gw", config)
+
+
+def chat(gw, key, text, model, **kw):
+    return httpx.post(gw.v1 + "/chat/completions", timeout=20, headers={"Authorization": f"Bearer {key}"},
+                      json={"model": model, "messages": [{"role": "user", "content": text}], **kw})
+
+
+def test_fallback_after_connect_error_then_after_503(tmp_path):
+    fake, gw = _gateway(tmp_path)
+    try:
+        ident = gw.admin.new_identity()
+        r = chat(gw, ident.key, "first REPLY_WORDS 2", "safe")
+        assert r.status_code == 200, r.text
+        assert r.headers["x-tollgate-model"] == "fake-gpt"
+        row = gw.ledger_row(r.headers["x-tollgate-request-id"])
+        assert (row["requested_model"], row["model"], row["route"]) == ("safe", "fake-gpt", "safe")
+        assert row["route_reason"] == "fallback after connect error"
+
+        text = "second REPLY_WORDS 3 FAIL_MODEL fake-gpt-upstream 503"
+        r = chat(gw, ident.key, text, "safe")
+        assert r.status_code == 200, r.text
+        assert r.headers["x-tollgate-model"] == "fake-mini"
+        row = gw.ledger_row(r.headers["x-tollgate-request-id"])
+        assert row["route_reason"] == "fallback after 503" and row["model"] == "fake-mini"
+        msgs = [{"role": "user", "content": text}]
+        assert row["cost_usd"] == expected_cost("fake-mini", fu.prompt_tokens_for(msgs), 0, 3)
+
+        # When every model fails, the client gets the last failure as a 502.
+        r = chat(gw, ident.key, "third FAIL_MODEL fake-gpt-upstream 500 STATUS 500", "safe")
+        assert r.status_code == 502, r.text
+        # A key allowed the route may use it; /v1/models lists the routes.
+        names = {m["id"] for m in httpx.get(gw.v1 + "/models", headers={"Authorization": f"Bearer {ident.key}"}).json()["data"]}
+        assert {"safe", "cap", "lb"} <= names
+    finally:
+        gw.stop()
+        fake.stop()
+
+
+def test_cheapest_capable_picks_by_what_the_request_needs(tmp_path):
+    fake, gw = _gateway(tmp_path)
+    try:
+        ident = gw.admin.new_identity()
+        r = chat(gw, ident.key, "plain REPLY_WORDS 2", "cap")
+        assert r.headers["x-tollgate-model"] == "fake-mini"
+        assert gw.ledger_row(r.headers["x-tollgate-request-id"])["route_reason"] == "cheapest-capable"
+        tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}]
+        r = chat(gw, ident.key, "with tools REPLY_WORDS 2", "cap", tools=tools)
+        assert r.status_code == 200, r.text
+        assert r.headers["x-tollgate-model"] == "fake-gpt"
+        row = gw.ledger_row(r.headers["x-tollgate-request-id"])
+        assert row["route_reason"] == "capability: tools" and row["agentic"] is True
+    finally:
+        gw.stop()
+        fake.stop()
+
+
+def test_weighted_loadbalance_spreads_by_weight(tmp_path):
+    fake, gw = _gateway(tmp_path)
+    try:
+        ident = gw.admin.new_identity()
+        served = collections.Counter(chat(gw, ident.key, "lb REPLY_WORDS 1", "lb").headers["x-tollgate-model"] for _ in range(80))
+        # Weights 3 : 1 — expect about 60 : 20; allow wide bounds for randomness.
+        assert 45 <= served["fake-gpt"] <= 75 and served["fake-mini"] >= 5, served
+    finally:
+        gw.stop()
+        fake.stop()
