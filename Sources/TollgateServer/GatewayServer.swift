@@ -97,7 +97,8 @@ public enum GatewayServer {
                 idleTimeout: .milliseconds(Int64(config.server.timeouts.idleMs))),
             logger: logger)
 
-        let admin = AdminAPI(store: store, keys: keys, budgets: budgets, clock: clock, ledger: ledger, adminKeyHash: adminKeyHash,
+        let admin = AdminAPI(store: store, keys: keys, budgets: budgets, clock: clock, models: gateway.models,
+                             health: gateway.health, ledger: ledger, adminKeyHash: adminKeyHash,
                              databaseKind: config.database.url.hasPrefix("postgres") ? "postgres" : "sqlite")
         try admin.loadKeys()
         let router = Router(context: BasicRequestContext.self)

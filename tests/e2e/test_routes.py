@@ -91,3 +91,27 @@ def test_weighted_loadbalance_spreads_by_weight(tmp_path):
     finally:
         gw.stop()
         fake.stop()
+
+
+def test_circuit_opens_after_consecutive_failures_and_routes_skip_it(tmp_path):
+    fake, gw = _gateway(tmp_path)
+    try:
+        ident = gw.admin.new_identity()
+        # fake-dead refuses connections: five requests through `safe` open its breaker…
+        for _ in range(5):
+            r = chat(gw, ident.key, "probe REPLY_WORDS 1", "safe")
+            assert r.status_code == 200 and r.headers["x-tollgate-model"] == "fake-gpt"
+        deployments = {d["name"]: d for d in gw.admin.http.get("/admin/deployments").json()["data"]}
+        dead = deployments["fake-dead"]
+        assert dead["circuit"] == "open" and dead["consecutive_failures"] >= 5 and dead["failures"] >= 5
+        assert dead["last_error"] == "could not connect" and dead["in_flight"] == 0
+        assert deployments["fake-gpt"]["circuit"] == "closed" and deployments["fake-gpt"]["requests"] >= 5
+        assert deployments["safe"]["kind"] == "route"
+        # …after which the route goes straight to the next model and says why.
+        r = chat(gw, ident.key, "skip REPLY_WORDS 1", "safe")
+        row = gw.ledger_row(r.headers["x-tollgate-request-id"])
+        assert row["model"] == "fake-gpt" and row["route_reason"] == "fallback: first choice; fake-dead circuit open"
+        assert {d["name"]: d for d in gw.admin.http.get("/admin/deployments").json()["data"]}["fake-dead"]["failures"] == dead["failures"]
+    finally:
+        gw.stop()
+        fake.stop()

@@ -42,6 +42,8 @@ struct AdminAPI: Sendable {
     let keys: KeyIndex
     let budgets: BudgetLedger
     let clock: GatewayClock
+    let models: ModelRegistry
+    let health: DeploymentHealth
     let ledger: LedgerWriter
     let adminKeyHash: [UInt8]
     let databaseKind: String
@@ -107,6 +109,9 @@ struct AdminAPI: Sendable {
             try self.spend(request)
         }
         addBudgetRoutes(to: admin)
+        admin.get("deployments") { _, _ in
+            AdminAPI.json(.object([("data", .array(self.deploymentsView()))]))
+        }
     }
 
     // MARK: Keys
@@ -202,6 +207,37 @@ struct AdminAPI: Sendable {
     }
 
     // MARK: Views
+
+    /// Every deployment with its circuit breaker and counters, and every route with its models.
+    func deploymentsView() -> [JSONValue] {
+        let health = self.health.snapshot()
+        let now = clock.now()
+        var rows: [JSONValue] = models.deployments.values.sorted { $0.name < $1.name }.map { deployment in
+            let entry = health[deployment.name]
+            let upstream: JSONValue
+            switch deployment.endpoint {
+            case .http(let target, let basePath, _):
+                upstream = .string((target.tls ? "https://" : "http://") + target.host + ":" + String(target.port) + basePath)
+            case .demo:
+                upstream = .string("simulated")
+            }
+            let state = entry.map { $0.breaker.isAvailable(at: now) && $0.breaker.state == .open ? "half_open" : $0.breaker.state.rawValue }
+            return .object([
+                ("name", .string(deployment.name)), ("kind", .string("model")), ("provider", .string(deployment.provider)),
+                ("upstream", upstream), ("upstream_model", .string(deployment.upstreamModel)),
+                ("circuit", .string(state ?? "closed")),
+                ("consecutive_failures", .int(entry?.breaker.consecutiveFailures ?? 0)),
+                ("in_flight", .int(entry?.inFlight ?? 0)), ("requests", .int(entry?.requests ?? 0)),
+                ("failures", .int(entry?.failures ?? 0)), ("last_error", .string(entry?.lastError)),
+                ("last_failure_at", .time(entry?.lastFailureAt)),
+            ])
+        }
+        rows += models.routes.values.sorted { $0.name < $1.name }.map { route in
+            .object([("name", .string(route.name)), ("kind", .string("route")),
+                     ("models", .array(route.models.map(JSONValue.string)))])
+        }
+        return rows
+    }
 
     static func view(_ org: OrgRecord) -> JSONValue {
         .object([("id", .string(org.id)), ("name", .string(org.name)), ("created_at", .time(org.createdAt))])

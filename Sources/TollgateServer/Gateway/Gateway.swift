@@ -20,6 +20,7 @@ final class Gateway: Sendable {
     let admission: Admission
     let budgets: BudgetLedger
     let clock: GatewayClock
+    let health = DeploymentHealth()
     let ledger: LedgerWriter
     let pools: UpstreamPools
     let settings: ProxySettings

@@ -35,6 +35,7 @@ enum RoutePlanner {
     }
 
     static func plan(_ route: GatewayConfig.RouteConfig, needs: RouteNeeds, registry: ModelRegistry,
+                     inFlight: (String) -> Int = { _ in 0 },
                      random: inout some RandomNumberGenerator) throws(Failure) -> RoutePlan {
         var models: [Deployment] = []
         for name in route.models {
@@ -44,6 +45,10 @@ enum RoutePlanner {
         switch route.strategy {
         case .fallback:
             return RoutePlan(candidates: models, reason: "fallback: first choice", baseline: nil)
+        case .loadbalance(_, .leastInflight):
+            let ordered = models.enumerated().sorted { (inFlight($0.element.name), $0.offset) < (inFlight($1.element.name), $1.offset) }
+                .map(\.element)
+            return RoutePlan(candidates: ordered, reason: "loadbalance: least in flight", baseline: nil)
         case .loadbalance:
             // Weighted at random; the others follow as fallbacks, heaviest first.
             let total = models.reduce(0) { $0 + max(0, $1.weight) }

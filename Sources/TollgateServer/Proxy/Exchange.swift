@@ -163,6 +163,8 @@ final class Exchange {
     var fallbacks: [Deployment] = []
     /// The client's body and its Anthropic fields, kept to send again to a fallback.
     var clientBody: ByteBuffer?
+    /// The deployment this exchange counts as in flight on.
+    var inFlightOn: String?
     var anthropicFields: AnthropicRequestFields?
     /// When the upstream's answer began (its head).
     var firstByteAt: NIODeadline?

@@ -220,7 +220,8 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             var random = SystemRandomNumberGenerator()
             let plan: RoutePlan
             do {
-                plan = try RoutePlanner.plan(route, needs: needs, registry: gateway.models, random: &random)
+                plan = try RoutePlanner.plan(route, needs: needs, registry: gateway.models, inFlight: gateway.health.inFlight,
+                                             random: &random)
             } catch {
                 switch error {
                 case .noCapableModel(let route, let needs):
@@ -230,10 +231,12 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
                     return refuse(exchange, .internalError("route '\(route)' names the unknown model '\(model)'"), record: true)
                 }
             }
+            let candidates = gateway.health.ordered(plan.candidates, at: gateway.clock.now())
             exchange.route = route.name
-            exchange.routeReason = plan.reason
-            exchange.fallbacks = Array(plan.candidates.dropFirst())
-            deployment = plan.candidates[0]
+            exchange.routeReason = candidates.first?.name == plan.candidates.first?.name
+                ? plan.reason : plan.reason + "; \(plan.candidates[0].name) circuit open"
+            exchange.fallbacks = Array(candidates.dropFirst())
+            deployment = candidates[0]
         } else {
             guard let model = gateway.models[model] else { return refuse(exchange, .modelNotFound(model: model), record: true) }
             guard key.mayUse(model.name) else { return refuse(exchange, .modelNotAllowed(model: model.name), record: true) }
@@ -291,9 +294,12 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         case .http(let target, let basePath, let hostHeader):
             exchange.upstreamRequest = (upstreamHead(exchange, deployment, basePath: basePath, hostHeader: hostHeader,
                                                      bodyLength: upstreamBody.readableBytes), upstreamBody)
+            gateway.health.begin(deployment.name)
+            exchange.inFlightOn = deployment.name
             sendUpstream(exchange, target: target, fresh: false)
         }
     }
+
 
     /// The request rewritten in the model's format (every field translated, or refused by name).
     static func translate(_ body: ByteBuffer, for exchange: Exchange, to deployment: Deployment) throws(TranslationError) -> [UInt8] {
@@ -436,6 +442,9 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
                 }
                 connection.send(head: request.head, body: request.body, delegate: self)
             case .failure(let error):
+                if let name = exchange.deployment?.name {
+                    self.gateway.health.recordFailure(name, error: "could not connect", at: self.gateway.clock.now())
+                }
                 if self.failover(exchange, reason: "fallback after connect error") { return }
                 self.failUpstream(exchange, detail: "could not connect (\(error))")
             }
@@ -472,6 +481,11 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         exchange.firstByteTimer = nil
         exchange.firstByteAt = exchange.firstByteAt ?? .now()
         let code = head.status.code
+        if code >= 500 || code == 429 {
+            gateway.health.recordFailure(exchange.deployment?.name ?? "", error: "answered \(code)", at: gateway.clock.now())
+        } else if exchange.inFlightOn != nil {
+            gateway.health.recordSuccess(exchange.deployment?.name ?? "")
+        }
         if code >= 500 || code == 401 || code == 403 || code == 407 {
             exchange.phase = .upstreamFault(head.status)
         } else if exchange.fields.stream, code == 200,
@@ -631,6 +645,10 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         exchange.cancelTimers()
         exchange.source?.abandon()
         exchange.source = nil
+        if let name = exchange.inFlightOn {
+            exchange.inFlightOn = nil
+            gateway.health.end(name)
+        }
         if let reservation = exchange.reservation {
             gateway.budgets.settle(reservation, actualUSD: .zero, actualTokens: 0, now: gateway.clock.now())
             exchange.reservation = nil
@@ -770,6 +788,10 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     private func settle(_ exchange: Exchange, _ record: LedgerRecord) {
         guard !exchange.isSettled else { return }
         exchange.phase = .settled
+        if let name = exchange.inFlightOn {
+            exchange.inFlightOn = nil
+            gateway.health.end(name)
+        }
         guard exchange.recordsLedger else { return }
         let tokens = record.usage.totalPromptTokens + record.usage.outputTokens
         if let ticket = exchange.admission {
