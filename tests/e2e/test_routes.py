@@ -4,6 +4,7 @@ ledger with its route and reason."""
 from __future__ import annotations
 
 import collections
+import json
 
 import httpx
 
@@ -49,6 +50,9 @@ def test_fallback_after_connect_error_then_after_503(tmp_path):
         assert r.headers["x-tollgate-model"] == "fake-mini"
         row = gw.ledger_row(r.headers["x-tollgate-request-id"])
         assert row["route_reason"] == "fallback after 503" and row["model"] == "fake-mini"
+        # fake-gpt was tried twice (one retry after a jittered back-off) before the route moved on.
+        attempts = [json.loads(q["body"])["model"] for q in fake.requests() if "second REPLY_WORDS" in q["body"]]
+        assert attempts == ["fake-gpt-upstream", "fake-gpt-upstream", "fake-mini"], attempts
         msgs = [{"role": "user", "content": text}]
         assert row["cost_usd"] == expected_cost("fake-mini", fu.prompt_tokens_for(msgs), 0, 3)
 

@@ -165,6 +165,8 @@ final class Exchange {
     var clientBody: ByteBuffer?
     /// The deployment this exchange counts as in flight on.
     var inFlightOn: String?
+    /// Attempts made on the current deployment of a route.
+    var attemptsOnDeployment = 1
     var anthropicFields: AnthropicRequestFields?
     /// When the upstream's answer began (its head).
     var firstByteAt: NIODeadline?

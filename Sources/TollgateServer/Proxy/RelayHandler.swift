@@ -636,12 +636,18 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
 
     /// Sends the request to the route's next model, if there is one and nothing has reached the client
     /// yet: the failed attempt's budget reservation is released first (it cost nothing).
+    ///
+    /// Within a route, the same deployment is first tried once more after a jittered back-off (a blip is
+    /// more common than an outage). Requests for a model by name are not retried: the client's SDK does
+    /// that, and a gateway retrying too would multiply the attempts.
     private func failover(_ exchange: Exchange, reason: String) -> Bool {
-        guard !exchange.fallbacks.isEmpty, let key = exchange.key, let context else { return false }
+        guard exchange.route != nil, let key = exchange.key, let context else { return false }
         switch exchange.phase {
         case .awaitingUpstream, .buffering, .upstreamFault: break
         case .streaming, .settled: return false
         }
+        let retrySame = exchange.attemptsOnDeployment < RelayHandler.attemptsPerDeployment
+        guard retrySame || !exchange.fallbacks.isEmpty, let current = exchange.deployment else { return false }
         exchange.cancelTimers()
         exchange.source?.abandon()
         exchange.source = nil
@@ -656,11 +662,31 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         exchange.phase = .awaitingUpstream
         exchange.retriedOnFreshConnection = false
         exchange.firstByteAt = nil
+        if retrySame {
+            exchange.attemptsOnDeployment += 1
+            let backoff = RelayHandler.retryBackoff(attempt: exchange.attemptsOnDeployment)
+            exchange.firstByteTimer = context.eventLoop.assumeIsolated().scheduleTask(in: backoff) {
+                guard case .responding(let live) = self.state, live === exchange, !exchange.isSettled else { return }
+                exchange.firstByteTimer = nil
+                self.dispatch(exchange, key: key, deployment: exchange.requestedDeployment ?? current, context: context)
+            }
+            return true
+        }
         exchange.requestedDeployment = nil
         exchange.routeReason = reason
+        exchange.attemptsOnDeployment = 1
         let next = exchange.fallbacks.removeFirst()
         dispatch(exchange, key: key, deployment: next, context: context)
         return true
+    }
+
+    /// Attempts on one deployment of a route before the next is tried.
+    static let attemptsPerDeployment = 2
+
+    /// 100 ms doubled per attempt, with ±50 % jitter so that many clients retrying do not arrive together.
+    static func retryBackoff(attempt: Int) -> TimeAmount {
+        let base = 100_000_000 << max(0, attempt - 2)
+        return .nanoseconds(Int64(Double(base) * Double.random(in: 0.5...1.5)))
     }
 
     private func firstByteTimedOut(_ exchange: Exchange) {
