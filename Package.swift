@@ -58,12 +58,13 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Yams", package: "Yams"),
             ],
-            resources: [.copy("Resources/prices.json")],
+            resources: [.copy("Resources/prices.json"), .copy("Resources/router-default.json")],
             swiftSettings: swiftSettings
         ),
         .executableTarget(
             name: "tollgate",
             dependencies: [
+                "TollgateCore",
                 "TollgateServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],

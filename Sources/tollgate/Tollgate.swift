@@ -10,7 +10,7 @@ struct Tollgate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tollgate",
         abstract: "A self-hosted LLM gateway: virtual keys, exact cost, budgets and a ledger.",
-        subcommands: [Serve.self, Teams.self, Users.self, Keys.self, Budgets.self, Spend.self, Requests.self])
+        subcommands: [Serve.self, Teams.self, Users.self, Keys.self, Budgets.self, Spend.self, Requests.self, RouteEval.self])
 }
 
 struct Serve: AsyncParsableCommand {
