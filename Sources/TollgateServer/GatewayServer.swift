@@ -32,6 +32,7 @@ public enum StartupError: Error, CustomStringConvertible {
     case unsupportedDatabase(String)
     case catalogue(String)
     case badWebhookURL(String)
+    case routerWeights(route: String, detail: String)
 
     public var description: String {
         switch self {
@@ -41,6 +42,7 @@ public enum StartupError: Error, CustomStringConvertible {
         case .unsupportedDatabase(let url): "database '\(url)' is not supported yet: use sqlite:PATH"
         case .catalogue(let message): "the price catalogue shipped with Tollgate is broken: \(message)"
         case .badWebhookURL(let url): "webhooks.url '\(url)' is not an http(s) URL with a host"
+        case .routerWeights(let route, let detail): "routes.\(route).weights: \(detail)"
         }
     }
 }
@@ -88,7 +90,7 @@ public enum GatewayServer {
             budgets.expire(now: clock.now())
         }
         let gateway = Gateway(
-            models: ModelRegistry(deployments, routes: config.routes), keys: keys, admission: Admission(configured: rateLimits), budgets: budgets, clock: clock,
+            models: ModelRegistry(deployments, routes: config.routes, routers: try loadRouters(config.routes)), keys: keys, admission: Admission(configured: rateLimits), budgets: budgets, clock: clock,
             ledger: ledger, pools: pools,
             settings: ProxySettings(
                 maxBodyBytes: config.server.maxBodyBytes,
@@ -153,6 +155,21 @@ public enum GatewayServer {
                 annualSalaryUSD: budget.salary?.annualSalary, salarySharePPM: budget.salary.map { ppm($0.share) },
                 createdAt: now, updatedAt: now), now: now)
         }
+    }
+
+    /// The trained router of every `learned` route: its `weights` file, else the one shipped.
+    static func loadRouters(_ routes: [GatewayConfig.RouteConfig]) throws -> [String: LearnedRouterWeights] {
+        var routers: [String: LearnedRouterWeights] = [:]
+        for route in routes {
+            guard case .learned(_, _, _, let path) = route.strategy else { continue }
+            do {
+                routers[route.name] = try path.map { try LearnedRouterWeights.parse(json: Array(try Data(contentsOf: URL(fileURLWithPath: $0)))) }
+                    ?? DefaultRouterWeights.load()
+            } catch {
+                throw StartupError.routerWeights(route: route.name, detail: "\(error)")
+            }
+        }
+        return routers
     }
 
     static func loadCatalog() throws -> PriceCatalog {

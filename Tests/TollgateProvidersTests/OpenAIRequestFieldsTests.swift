@@ -313,3 +313,20 @@ struct AnthropicRequestFieldsTests {
         }
     }
 }
+
+@Suite("PromptText: what the router reads of a request")
+struct PromptTextTests {
+    @Test("system and user text of an OpenAI request, text parts only, assistant turns left out")
+    func openAI() {
+        let body = #"{"model":"auto","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":[{"type":"text","text":"Prove it."},{"type":"image_url","image_url":{"url":"https://x"}}]},{"role":"assistant","content":"No."},{"role":"user","content":"Why?"}]}"#
+        let text = Array(body.utf8).withUnsafeBytes { PromptText.openAI($0) }
+        #expect(text == "Be brief.\nProve it.\nWhy?")
+    }
+
+    @Test("system blocks and user text of an Anthropic request")
+    func anthropic() {
+        let body = #"{"model":"auto","system":[{"type":"text","text":"You code."}],"messages":[{"role":"user","content":"Fix it"},{"role":"assistant","content":[{"type":"text","text":"Done"}]}]}"#
+        let text = Array(body.utf8).withUnsafeBytes { PromptText.anthropic($0) }
+        #expect(text == "You code.\nFix it")
+    }
+}

@@ -20,6 +20,9 @@ routes:
   safe: {{ strategy: fallback, models: [fake-dead, fake-gpt, fake-mini] }}
   cap: {{ strategy: cheapest-capable, models: [fake-gpt, fake-mini] }}
   lb: {{ strategy: loadbalance, models: [fake-gpt, fake-mini] }}
+  thrifty: {{ strategy: learned, strong: fake-gpt, weak: fake-mini, strong_share: 0 }}
+  lavish: {{ strategy: learned, strong: fake-gpt, weak: fake-mini, strong_share: 1 }}
+  auto: {{ strategy: learned, strong: fake-gpt, weak: fake-mini, strong_share: 0.5 }}
 """
     config = gateway_config(fake.port, extra)
     # fake-gpt declares tools; fake-mini does not (cheapest-capable must skip it for tool requests).
@@ -116,6 +119,35 @@ def test_circuit_opens_after_consecutive_failures_and_routes_skip_it(tmp_path):
         row = gw.ledger_row(r.headers["x-tollgate-request-id"])
         assert row["model"] == "fake-gpt" and row["route_reason"] == "fallback: first choice; fake-dead circuit open"
         assert {d["name"]: d for d in gw.admin.http.get("/admin/deployments").json()["data"]}["fake-dead"]["failures"] == dead["failures"]
+    finally:
+        gw.stop()
+        fake.stop()
+
+
+def test_learned_routes_choose_by_the_router_and_record_the_savings(tmp_path):
+    fake, gw = _gateway(tmp_path)
+    try:
+        ident = gw.admin.new_identity()
+        text = "Summarise this sentence. REPLY_WORDS 4"
+        r = chat(gw, ident.key, text, "thrifty")
+        assert r.status_code == 200 and r.headers["x-tollgate-model"] == "fake-mini"
+        row = gw.ledger_row(r.headers["x-tollgate-request-id"])
+        assert row["route"] == "thrifty" and row["route_reason"].startswith("learned p=")
+        msgs = [{"role": "user", "content": text}]
+        assert row["cost_usd"] == expected_cost("fake-mini", fu.prompt_tokens_for(msgs), 0, 4)
+        assert row["baseline_cost_usd"] == expected_cost("fake-gpt", fu.prompt_tokens_for(msgs), 0, 4)
+
+        r = chat(gw, ident.key, text, "lavish")
+        assert r.headers["x-tollgate-model"] == "fake-gpt"
+        row = gw.ledger_row(r.headers["x-tollgate-request-id"])
+        assert row["baseline_cost_usd"] is None and row["route_reason"].startswith("learned p=")
+
+        # The default router decides `auto`; its score is in the reason and the same prompt gets the same model.
+        first = chat(gw, ident.key, "Prove that there are infinitely many primes. REPLY_WORDS 2", "auto")
+        again = chat(gw, ident.key, "Prove that there are infinitely many primes. REPLY_WORDS 2", "auto")
+        assert first.headers["x-tollgate-model"] == again.headers["x-tollgate-model"] in ("fake-gpt", "fake-mini")
+        reason = gw.ledger_row(first.headers["x-tollgate-request-id"])["route_reason"]
+        assert 0.0 <= float(reason.removeprefix("learned p=")) <= 1.0
     finally:
         gw.stop()
         fake.stop()

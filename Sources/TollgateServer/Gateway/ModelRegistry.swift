@@ -59,10 +59,13 @@ struct Deployment: Sendable {
 struct ModelRegistry: Sendable {
     let deployments: [String: Deployment]
     let routes: [String: GatewayConfig.RouteConfig]
+    /// The trained router of each `learned` route.
+    let routers: [String: LearnedRouterWeights]
     /// Every name a client may ask for: models and routes.
     let names: [String]
 
-    init(_ deployments: [Deployment], routes: [GatewayConfig.RouteConfig] = []) {
+    init(_ deployments: [Deployment], routes: [GatewayConfig.RouteConfig] = [], routers: [String: LearnedRouterWeights] = [:]) {
+        self.routers = routers
         self.deployments = Dictionary(deployments.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         self.routes = Dictionary(routes.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         self.names = (Array(self.deployments.keys) + Array(self.routes.keys)).sorted()

@@ -35,7 +35,7 @@ enum RoutePlanner {
     }
 
     static func plan(_ route: GatewayConfig.RouteConfig, needs: RouteNeeds, registry: ModelRegistry,
-                     inFlight: (String) -> Int = { _ in 0 },
+                     inFlight: (String) -> Int = { _ in 0 }, learned: RouteDecision? = nil,
                      random: inout some RandomNumberGenerator) throws(Failure) -> RoutePlan {
         var models: [Deployment] = []
         for name in route.models {
@@ -80,8 +80,11 @@ enum RoutePlanner {
                 : "capability: " + needs.missingWords.joined(separator: ", ")
             return RoutePlan(candidates: ordered, reason: reason, baseline: models.max { typicalCost($0) < typicalCost($1) })
         case .learned:
-            // Chosen by the relay with the trained router (strong first, weak second in `models`).
-            return RoutePlan(candidates: models, reason: "learned", baseline: models.first)
+            // `models` is [strong, weak]; the other one stays as the fallback.
+            let decision = learned ?? RouteDecision(useStrong: true, score: 1)
+            let score = (decision.score * 100).rounded() / 100
+            return RoutePlan(candidates: decision.useStrong ? models : models.reversed(),
+                             reason: "learned p=\(score)", baseline: models.first)
         }
     }
 }

@@ -156,6 +156,8 @@ final class Exchange {
     var budgetRemainingUSD: Nanodollars?
     /// The model the client asked for, when a budget downgrade serves another.
     var requestedDeployment: Deployment?
+    /// What a route would have used without its choice (a learned route's strong model), for savings.
+    var baselineDeployment: Deployment?
     /// The route the client asked for, and why the model serving it was chosen.
     var route: String?
     var routeReason: String?
@@ -210,7 +212,7 @@ final class Exchange {
     /// The ledger row for this exchange as it ends, priced from `usage`.
     func ledgerRecord(status: Int, usage: Usage, usageEstimated: Bool, error: String?, now: NIODeadline) -> LedgerRecord {
         let cost = deployment?.price.cost(of: usage) ?? .zero
-        let baseline = requestedDeployment?.price.cost(of: usage)
+        let baseline = (requestedDeployment ?? baselineDeployment)?.price.cost(of: usage)
         let latency = Int((now - startedAt).nanoseconds / 1_000_000)
         let ttft = (firstChunkAt ?? firstByteAt).map { Int(($0 - startedAt).nanoseconds / 1_000_000) }
         return LedgerRecord(

@@ -218,10 +218,17 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
                                    contextTokens: TokenEstimate.promptTokens(bytes: exchange.fields.promptBytes)
                                        + (exchange.fields.maxOutputTokens ?? 0))
             var random = SystemRandomNumberGenerator()
+            var decision: RouteDecision?
+            if case .learned(_, _, let share, _) = route.strategy, let router = gateway.models.routers[route.name] {
+                let text = body.withUnsafeReadableBytes { bytes in
+                    exchange.clientFormat == .anthropic ? PromptText.anthropic(bytes) : PromptText.openAI(bytes)
+                }
+                decision = router.decide(text: text, strongShare: share ?? 0.5)
+            }
             let plan: RoutePlan
             do {
                 plan = try RoutePlanner.plan(route, needs: needs, registry: gateway.models, inFlight: gateway.health.inFlight,
-                                             random: &random)
+                                             learned: decision, random: &random)
             } catch {
                 switch error {
                 case .noCapableModel(let route, let needs):
@@ -237,6 +244,7 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
                 ? plan.reason : plan.reason + "; \(plan.candidates[0].name) circuit open"
             exchange.fallbacks = Array(candidates.dropFirst())
             deployment = candidates[0]
+            if let baseline = plan.baseline, baseline.name != deployment.name { exchange.baselineDeployment = baseline }
         } else {
             guard let model = gateway.models[model] else { return refuse(exchange, .modelNotFound(model: model), record: true) }
             guard key.mayUse(model.name) else { return refuse(exchange, .modelNotAllowed(model: model.name), record: true) }
