@@ -53,7 +53,8 @@ def assert_budget_429(response: httpx.Response, scope: str, name: str):
     error = response.json()["error"]
     assert error["code"] == "budget_exceeded" and error["type"] == "insufficient_quota"
     assert error["budget"]["scope"] == scope and error["budget"]["name"] == name
-    assert {"id", "limit_usd", "spent_usd", "resets_at", "period", "model"} <= set(error["budget"])
+    assert {"id", "spent_usd", "resets_at", "period", "model"} <= set(error["budget"])
+    assert "limit_usd" in error["budget"] or "limit_tokens" in error["budget"]
     assert response.headers["x-should-retry"] == "false"
     if error["budget"]["resets_at"] is not None:
         assert int(response.headers["retry-after"]) > 0
@@ -258,4 +259,42 @@ def test_spend_survives_kill_9_mid_load_and_no_reservation_stays_held(tmp_path):
     finally:
         again.stop()
         gw.stop()
+        fake.stop()
+
+
+def test_config_budgets_are_applied_at_start_and_token_budgets_count_tokens(tmp_path):
+    fake = start_fake(tmp_path)
+    base = gateway_config(fake.port)
+    gw = start_gateway(tmp_path / "gw", base)
+    n = nonce()
+    try:
+        gw.admin.create_team(f"t-{n}")
+        gw.admin.create_user(f"u-{n}", f"t-{n}")
+        key = gw.admin.create_key(f"u-{n}")["key"]
+    finally:
+        gw.stop()
+    config = base + (f"budgets:\n"
+                     f"  - {{ scope: user, name: u-{n}, limit_tokens: 1200, period: day }}\n"
+                     f"  - {{ scope: team, name: t-{n}, limit_usd: \"5\", period: month, soft_threshold: 0.8 }}\n"
+                     f"  - {{ scope: user, name: nobody-{n}, limit_usd: \"1\", period: day }}\n")
+    again = start_gateway(tmp_path / "gw", config)
+    try:
+        rows = again.admin.http.get("/admin/budgets").json()["data"]
+        mine = {(b["scope"], b["name"]): b for b in rows}
+        assert mine[("user", f"u-{n}")]["limit_tokens"] == 1200
+        assert mine[("team", f"t-{n}")]["limit_usd"] == "5" and mine[("team", f"t-{n}")]["soft_threshold"] == "0.8"
+        assert ("user", f"nobody-{n}") not in mine  # a subject that does not exist is skipped, not fatal
+        assert "skipped" in again.log_tail()
+        # Token budget: the worst case is the body's bytes (~100) + max_tokens, against 1,200 tokens.
+        first = chat(again, key, "tokens REPLY_WORDS 5", model="fake-mini", max_tokens=1000)
+        assert first.status_code == 200, first.text
+        # It settled at its actual ~20 tokens: ~1,180 are left, less than this request's worst case.
+        second = chat(again, key, "tokens REPLY_WORDS 5", model="fake-mini", max_tokens=1150)
+        assert_budget_429(second, "user", f"u-{n}")
+        assert second.json()["error"]["budget"]["limit_tokens"] == 1200
+        budget_after = wait_settled(again.admin, mine[("user", f"u-{n}")]["id"])
+        row = again.ledger_row(first.headers["x-tollgate-request-id"])
+        assert budget_after["spent_tokens"] == row["input_tokens"] + row["cached_input_tokens"] + row["output_tokens"]
+    finally:
+        again.stop()
         fake.stop()
