@@ -61,9 +61,16 @@ public struct SpendRow: Hashable, Sendable {
     public var cachedInputTokens: Int
     public var outputTokens: Int
     public var cost: Nanodollars
+    /// What the same requests would have cost on the model asked for (or a route's strong model): the
+    /// cost itself for requests that were not rerouted.
+    public var baselineCost: Nanodollars
+    /// What routing and downgrades saved.
+    public var savings: Nanodollars { baselineCost - cost }
+
     public init(group: String?, requests: Int, inputTokens: Int, cachedInputTokens: Int, outputTokens: Int,
-                cost: Nanodollars) {
+                cost: Nanodollars, baselineCost: Nanodollars? = nil) {
         self.group = group; self.requests = requests; self.inputTokens = inputTokens
         self.cachedInputTokens = cachedInputTokens; self.outputTokens = outputTokens; self.cost = cost
+        self.baselineCost = baselineCost ?? cost
     }
 }

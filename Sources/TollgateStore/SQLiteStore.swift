@@ -454,7 +454,7 @@ public final class SQLiteStore: Store {
             arguments += [to.epochMilliseconds]
         }
         let filter = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
-        let measures = "r.input_tokens, r.cached_input_tokens, r.output_tokens, r.cost_nanos"
+        let measures = "r.input_tokens, r.cached_input_tokens, r.output_tokens, r.cost_nanos, r.baseline_cost_nanos"
         let source = query.groupBy == .tag
             // DISTINCT on the row id: a tag repeated on one request still counts it once.
             ? "SELECT DISTINCT r.rowid, \(groupExpression) AS grp, \(measures) FROM requests r, json_each(r.tags) t\(filter)"
@@ -462,7 +462,8 @@ public final class SQLiteStore: Store {
         let sql = """
             SELECT grp, COUNT(*) AS requests, SUM(input_tokens) AS input_tokens,
                    SUM(cached_input_tokens) AS cached_input_tokens, SUM(output_tokens) AS output_tokens,
-                   SUM(cost_nanos) AS cost
+                   SUM(cost_nanos) AS cost,
+                   SUM(COALESCE(baseline_cost_nanos, cost_nanos)) AS baseline
             FROM (\(source))
             GROUP BY grp
             ORDER BY cost DESC, grp
@@ -471,7 +472,7 @@ public final class SQLiteStore: Store {
             try Row.fetchAll(db, sql: sql, arguments: arguments).map { row in
                 SpendRow(group: row["grp"], requests: row["requests"], inputTokens: row["input_tokens"],
                          cachedInputTokens: row["cached_input_tokens"], outputTokens: row["output_tokens"],
-                         cost: Nanodollars(row["cost"]))
+                         cost: Nanodollars(row["cost"]), baselineCost: Nanodollars(row["baseline"]))
             }
         }
     }

@@ -261,6 +261,8 @@ struct Spend: AsyncParsableCommand {
     @Option(help: "From (inclusive): a date or an RFC 3339 time.") var from: String?
     @Option(help: "To (exclusive): a date or an RFC 3339 time.") var to: String?
     @Flag(help: "CSV instead of a table.") var csv = false
+    @Flag(help: "Show what routing and budget downgrades saved: the cost on the model asked for (or a route's strong model) beside the cost paid.")
+    var savings = false
     @OptionGroup var connection: AdminConnection
 
     func run() async throws {
@@ -272,7 +274,8 @@ struct Spend: AsyncParsableCommand {
         if csv {
             Swift.print(String(decoding: data, as: UTF8.self), terminator: "")
         } else {
-            connection.print(data, object, columns: [groupBy, "requests", "input_tokens", "cached_input_tokens", "output_tokens", "cost_usd"])
+            let money = savings ? ["cost_usd", "baseline_cost_usd", "savings_usd"] : ["cost_usd"]
+            connection.print(data, object, columns: [groupBy, "requests", "input_tokens", "cached_input_tokens", "output_tokens"] + money)
         }
     }
 }

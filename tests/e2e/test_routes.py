@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import json
+from decimal import Decimal
 
 import httpx
 
@@ -136,6 +137,11 @@ def test_learned_routes_choose_by_the_router_and_record_the_savings(tmp_path):
         msgs = [{"role": "user", "content": text}]
         assert row["cost_usd"] == expected_cost("fake-mini", fu.prompt_tokens_for(msgs), 0, 4)
         assert row["baseline_cost_usd"] == expected_cost("fake-gpt", fu.prompt_tokens_for(msgs), 0, 4)
+
+        # The spend report shows what routing saved: the baseline (strong model) less what was paid.
+        spend = {r["user"]: r for r in gw.admin.spend("user").json()["data"]}[ident.user]
+        assert Decimal(spend["savings_usd"]) == Decimal(row["baseline_cost_usd"]) - Decimal(row["cost_usd"]) > 0
+        assert Decimal(spend["baseline_cost_usd"]) - Decimal(spend["cost_usd"]) == Decimal(spend["savings_usd"])
 
         r = chat(gw, ident.key, text, "lavish")
         assert r.headers["x-tollgate-model"] == "fake-gpt"

@@ -189,9 +189,10 @@ struct AdminAPI: Sendable {
         }
         let wantsCSV = parameters.get("format") == "csv" || request.headers[.accept]?.contains("text/csv") == true
         if wantsCSV {
-            var csv = "\(grouping.rawValue),requests,input_tokens,cached_input_tokens,output_tokens,cost_usd\n"
+            var csv = "\(grouping.rawValue),requests,input_tokens,cached_input_tokens,output_tokens,cost_usd,baseline_cost_usd,savings_usd\n"
             for row in rows {
-                csv += "\(CSV.field(row.group ?? "")),\(row.requests),\(row.inputTokens),\(row.cachedInputTokens),\(row.outputTokens),\(row.cost.decimalString)\n"
+                csv += "\(CSV.field(row.group ?? "")),\(row.requests),\(row.inputTokens),\(row.cachedInputTokens),\(row.outputTokens),"
+                    + "\(row.cost.decimalString),\(row.baselineCost.decimalString),\(row.savings.decimalString)\n"
             }
             return Response(status: .ok, headers: [.contentType: "text/csv; charset=utf-8"],
                             body: .init(byteBuffer: ByteBuffer(string: csv)))
@@ -200,7 +201,8 @@ struct AdminAPI: Sendable {
             JSONValue.object([
                 (grouping.rawValue, .string(row.group)), ("requests", .int(row.requests)), ("input_tokens", .int(row.inputTokens)),
                 ("cached_input_tokens", .int(row.cachedInputTokens)), ("output_tokens", .int(row.outputTokens)),
-                ("cost_usd", .money(row.cost)),
+                ("cost_usd", .money(row.cost)), ("baseline_cost_usd", .money(row.baselineCost)),
+                ("savings_usd", .money(row.savings)),
             ])
         }
         return AdminAPI.json(.object([("group_by", .string(grouping.rawValue)), ("data", .array(data))]))
