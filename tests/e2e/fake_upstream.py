@@ -705,6 +705,14 @@ class Handler:
             return ka, True
         d = directives_for(messages)
         model = body.get("model") or "unknown"
+        # FAIL_MODEL name code: answer `code` only when the request is for upstream model `name` (fallback tests).
+        # FAIL_MODEL name STALL: never answer, only for that model.
+        fail = re.search(r"\bFAIL_MODEL\s+(\S+)\s+(\d{3}|STALL)", (messages[-1] or {}).get("content") or "" if isinstance((messages[-1] or {}).get("content"), str) else "")
+        if fail and fail.group(1) == model:
+            if fail.group(2) == "STALL":
+                d["HANG"] = True
+            else:
+                d["STATUS"] = int(fail.group(2))
 
         if d.get("CLOSE_BEFORE"):
             return False, False  # closes the socket without a byte of answer
@@ -714,10 +722,6 @@ class Handler:
             except asyncio.TimeoutError:
                 return False, False
             raise PeerGone()
-        # FAIL_MODEL name code: answer `code` only when the request is for upstream model `name` (fallback tests).
-        fail = re.search(r"\bFAIL_MODEL\s+(\S+)\s+(\d{3})", (messages[-1] or {}).get("content") or "" if isinstance((messages[-1] or {}).get("content"), str) else "")
-        if fail and fail.group(1) == model:
-            d["STATUS"] = int(fail.group(2))
         if "STATUS" in d and d["STATUS"] != 200:
             status = d["STATUS"]
             etype = "server_error" if status >= 500 else "invalid_request_error"

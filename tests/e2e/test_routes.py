@@ -4,6 +4,7 @@ ledger with its route and reason."""
 from __future__ import annotations
 
 import collections
+import time
 import json
 from decimal import Decimal
 
@@ -154,6 +155,40 @@ def test_learned_routes_choose_by_the_router_and_record_the_savings(tmp_path):
         assert first.headers["x-tollgate-model"] == again.headers["x-tollgate-model"] in ("fake-gpt", "fake-mini")
         reason = gw.ledger_row(first.headers["x-tollgate-request-id"])["route_reason"]
         assert 0.0 <= float(reason.removeprefix("learned p=")) <= 1.0
+    finally:
+        gw.stop()
+        fake.stop()
+
+
+def test_a_time_out_falls_over_but_a_stream_that_started_is_never_retried(tmp_path):
+    fake, gw = _gateway(tmp_path)
+    try:
+        ident = gw.admin.new_identity()
+        # `safe`: fake-dead refuses (tried twice), fake-gpt never answers: after first_byte_ms (3 s) the route
+        # moves on to fake-mini at once, without waiting on fake-gpt a second time.
+        started = time.monotonic()
+        r = chat(gw, ident.key, "slow REPLY_WORDS 2 FAIL_MODEL fake-gpt-upstream STALL", "safe")
+        took = time.monotonic() - started
+        assert r.status_code == 200, r.text
+        assert r.headers["x-tollgate-model"] == "fake-mini"
+        assert gw.ledger_row(r.headers["x-tollgate-request-id"])["route_reason"] == "fallback after time-out"
+        assert 2.5 < took < 6, took
+        stalled = [q for q in fake.requests() if "slow REPLY_WORDS" in q["body"] and json.loads(q["body"])["model"] == "fake-gpt-upstream"]
+        assert len(stalled) == 1
+
+        # A stream cut after its first chunks reached the client is not sent again anywhere.
+        n = f"midstream-{time.monotonic_ns()}"
+        with httpx.Client(timeout=15) as client:
+            with client.stream("POST", gw.v1 + "/chat/completions", headers={"Authorization": f"Bearer {ident.key}"},
+                               json={"model": "safe", "stream": True,
+                                     "messages": [{"role": "user", "content": f"{n} REPLY_WORDS 10 CLOSE_MIDSTREAM 3"}]}) as s:
+                request_id = s.headers["x-tollgate-request-id"]
+                body = b"".join(s.iter_raw())
+        assert b"word" in body.lower() or b"content" in body
+        row = gw.ledger_row(request_id)
+        assert row["model"] == "fake-gpt" and row["usage_estimated"] is True
+        sent = [json.loads(q["body"])["model"] for q in fake.requests() if n in q["body"]]
+        assert sent == ["fake-gpt-upstream"], sent
     finally:
         gw.stop()
         fake.stop()

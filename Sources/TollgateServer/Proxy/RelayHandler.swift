@@ -648,13 +648,13 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     /// Within a route, the same deployment is first tried once more after a jittered back-off (a blip is
     /// more common than an outage). Requests for a model by name are not retried: the client's SDK does
     /// that, and a gateway retrying too would multiply the attempts.
-    private func failover(_ exchange: Exchange, reason: String) -> Bool {
+    private func failover(_ exchange: Exchange, reason: String, mayRetrySame: Bool = true) -> Bool {
         guard exchange.route != nil, let key = exchange.key, let context else { return false }
         switch exchange.phase {
         case .awaitingUpstream, .buffering, .upstreamFault: break
         case .streaming, .settled: return false
         }
-        let retrySame = exchange.attemptsOnDeployment < RelayHandler.attemptsPerDeployment
+        let retrySame = mayRetrySame && exchange.attemptsOnDeployment < RelayHandler.attemptsPerDeployment
         guard retrySame || !exchange.fallbacks.isEmpty, let current = exchange.deployment else { return false }
         exchange.cancelTimers()
         exchange.source?.abandon()
@@ -700,8 +700,14 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     private func firstByteTimedOut(_ exchange: Exchange) {
         guard case .responding(let current) = state, current === exchange, !exchange.isSettled else { return }
         exchange.firstByteTimer = nil
+        if let name = exchange.deployment?.name {
+            gateway.health.recordFailure(name, error: "no answer within the first-byte time-out", at: gateway.clock.now())
+        }
+        // The abandoned connection is closed (never reused) before a route tries elsewhere.
         exchange.source?.abandon()
         exchange.source = nil
+        // A deployment that kept a request waiting for the whole time-out is not waited on twice.
+        if failover(exchange, reason: "fallback after time-out", mayRetrySame: false) { return }
         let model = exchange.deployment?.name ?? "unknown"
         refuse(exchange, .upstreamTimeout(model: model, afterMs: Int(gateway.settings.firstByteTimeout.nanoseconds / 1_000_000)),
                record: true)
