@@ -25,16 +25,9 @@ public struct AnthropicRequestFields: Sendable, Equatable {
         try scanner.forEachMember { (scanner, key) throws(JSONScanner.Failure) in
             switch key {
             case "model":
-                guard try scanner.peekKind() == .string else { throw .wrongType(param: "model", expected: "string") }
-                let range = try scanner.stringRange()
-                fields.modelRange = range
-                fields.model = try JSONScanner.decodeString(bytes, range)
+                (fields.model, fields.modelRange) = try scanner.readModel(in: bytes)
             case "stream":
-                switch try scanner.peekKind() {
-                case .bool: fields.stream = try scanner.readBool()
-                case .null: _ = try scanner.readNull()
-                default: throw .wrongType(param: "stream", expected: "boolean")
-                }
+                fields.stream = try scanner.readFlag(param: "stream")
             case "max_tokens":
                 guard try scanner.peekKind() == .number, let value = try scanner.readInteger(), value >= 0 else {
                     throw .wrongType(param: "max_tokens", expected: "non-negative integer")

@@ -39,16 +39,9 @@ public struct OpenAIRequestFields: Sendable, Equatable {
         try scanner.forEachMember { (scanner, key) throws(JSONScanner.Failure) in
             switch key {
             case "model":
-                guard try scanner.peekKind() == .string else { throw .wrongType(param: "model", expected: "string") }
-                let range = try scanner.stringRange()
-                fields.modelRange = range
-                fields.model = try JSONScanner.decodeString(bytes, range)
+                (fields.model, fields.modelRange) = try scanner.readModel(in: bytes)
             case "stream":
-                switch try scanner.peekKind() {
-                case .bool: fields.stream = try scanner.readBool()
-                case .null: _ = try scanner.readNull()
-                default: throw .wrongType(param: "stream", expected: "boolean")
-                }
+                fields.stream = try scanner.readFlag(param: "stream")
             case "max_tokens", "max_completion_tokens":
                 switch try scanner.peekKind() {
                 case .number:
@@ -202,6 +195,23 @@ public enum JSONString {
 }
 
 extension JSONScanner {
+    /// The `model` member of a request, in either format: its name and the byte range of its contents
+    /// (for an in-place rewrite).
+    mutating func readModel(in bytes: UnsafeRawBufferPointer) throws(Failure) -> (String, Range<Int>) {
+        guard try peekKind() == .string else { throw .wrongType(param: "model", expected: "string") }
+        let range = try stringRange()
+        return (try JSONScanner.decodeString(bytes, range), range)
+    }
+
+    /// A boolean member that may be null (read as false).
+    mutating func readFlag(param: String) throws(Failure) -> Bool {
+        switch try peekKind() {
+        case .bool: return try readBool()
+        case .null: _ = try readNull(); return false
+        default: throw .wrongType(param: param, expected: "boolean")
+        }
+    }
+
     static func decodeString(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) throws(Failure) -> String {
         let raw = UnsafeRawBufferPointer(rebasing: bytes[range])
         if !raw.contains(UInt8(ascii: "\\")) { return String(decoding: raw, as: UTF8.self) }

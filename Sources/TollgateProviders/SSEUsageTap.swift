@@ -17,104 +17,85 @@ public struct SSEUsageTap: Sendable {
     }
 
     public let hidesUsageChunk: Bool
-    public private(set) var usage: Usage?
+    private var splitter = SSEEventSplitter()
+    private var reading = Reading()
+
+    /// The usage the stream reported, once its usage chunk has passed.
+    public var usage: Usage? { reading.usage }
     /// Events that carried generated content (text, tool-call arguments): about one token each.
-    public private(set) var contentEvents = 0
-    public private(set) var sawDone = false
-    private var partial: [UInt8] = []
+    public var contentEvents: Int { reading.contentEvents }
+    public var sawDone: Bool { reading.sawDone }
 
     public init(hidesUsageChunk: Bool) {
         self.hidesUsageChunk = hidesUsageChunk
     }
 
     public mutating func feed(_ chunk: UnsafeRawBufferPointer) -> Forward {
-        if partial.isEmpty {
-            return process(chunk, heldBefore: false)
+        let hides = hidesUsageChunk
+        let heldBefore = splitter.isHolding
+        var kept: [UInt8] = []
+        var dropped = false
+        splitter.feed(chunk) { event in
+            let usageOnly = reading.inspect(event)
+            guard hides else { return }
+            if usageOnly { dropped = true } else { kept.append(contentsOf: event) }
         }
-        var joined = partial
-        joined.append(contentsOf: chunk)
-        partial.removeAll(keepingCapacity: true)
-        return joined.withUnsafeBytes { process($0, heldBefore: true) }
+        guard hides else { return .all }
+        if !heldBefore && !dropped && !splitter.isHolding { return .all }
+        return .bytes(kept)
     }
 
     /// At the end of the stream: an event left without its closing blank line is read, and returned to
     /// forward if it was held back.
     public mutating func finish() -> [UInt8] {
-        let held = partial
-        partial.removeAll()
-        guard !held.isEmpty else { return [] }
-        let usageOnly = held.withUnsafeBytes { inspect($0) }
-        return hidesUsageChunk && !usageOnly ? held : []
+        let hides = hidesUsageChunk
+        var held: [UInt8] = []
+        splitter.finish { event in
+            if !reading.inspect(event) && hides { held = Array(event) }
+        }
+        return held
     }
 
-    private mutating func process(_ bytes: UnsafeRawBufferPointer, heldBefore: Bool) -> Forward {
-        var kept: [UInt8] = []
-        var dropped = false
-        var start = 0
-        var index = 0
-        let count = bytes.count
-        while index < count {
-            let byte = bytes[index]
-            guard byte == 0x0A || byte == 0x0D else { index += 1; continue }
-            // Blank line: "\n\n", or "\r\n\r\n".
-            var end: Int?
-            if byte == 0x0A, index + 1 < count, bytes[index + 1] == 0x0A {
-                end = index + 2
-            } else if byte == 0x0D, index + 3 < count, bytes[index + 1] == 0x0A, bytes[index + 2] == 0x0D, bytes[index + 3] == 0x0A {
-                end = index + 4
-            }
-            guard let eventEnd = end else { index += 1; continue }
-            let event = UnsafeRawBufferPointer(rebasing: bytes[start..<eventEnd])
-            let isUsageOnly = inspect(event)
-            if hidesUsageChunk && isUsageOnly {
-                dropped = true
-            } else if hidesUsageChunk {
-                kept.append(contentsOf: event)
-            }
-            start = eventEnd
-            index = eventEnd
-        }
-        if start < count {
-            partial.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[start..<count]))
-        }
-        guard hidesUsageChunk else { return .all }
-        if !heldBefore && !dropped && start == count { return .all }
-        return .bytes(kept)
-    }
+    /// What the events read so far said (kept apart from the splitter that hands them over).
+    private struct Reading: Sendable {
+        var usage: Usage?
+        var contentEvents = 0
+        var sawDone = false
 
-    /// Reads one complete event; returns whether it is the usage-only chunk.
-    private mutating func inspect(_ event: UnsafeRawBufferPointer) -> Bool {
-        guard let payload = Self.dataPayload(event) else { return false }
-        let data = UnsafeRawBufferPointer(rebasing: event[payload])
-        if data.count == 6, data.elementsEqual("[DONE]".utf8) {
-            sawDone = true
-            return false
-        }
-        if Self.hasNonEmptyString(data, after: #""content":""#) || Self.hasNonEmptyString(data, after: #""arguments":""#) {
-            contentEvents += 1
-        }
-        guard Self.find(data, #""usage""#) != nil else { return false }
-        var scanner = JSONScanner(data)
-        var foundUsage: Usage?
-        var choicesEmpty = false
-        do {
-            try scanner.forEachMember { (scanner, key) throws(JSONScanner.Failure) in
-                switch key {
-                case "usage" where try scanner.peekKind() == .object:
-                    foundUsage = try OpenAIUsage.readUsage(&scanner)
-                case "choices" where try scanner.peekKind() == .array:
-                    let range = try scanner.skipValue()
-                    choicesEmpty = !OpenAIRequestFields.arrayIsNonEmpty(data, range)
-                default:
-                    try scanner.skipValue()
+        /// Reads one complete event; returns whether it is the usage-only chunk.
+        mutating func inspect(_ event: UnsafeRawBufferPointer) -> Bool {
+            guard let data = SSEFormat.data(of: event) else { return false }
+            if SSEFormat.isDone(data) {
+                sawDone = true
+                return false
+            }
+            if SSEUsageTap.hasNonEmptyString(data, after: #""content":""#)
+                || SSEUsageTap.hasNonEmptyString(data, after: #""arguments":""#) {
+                contentEvents += 1
+            }
+            guard SSEUsageTap.find(data, #""usage""#) != nil else { return false }
+            var scanner = JSONScanner(data)
+            var foundUsage: Usage?
+            var choicesEmpty = false
+            do {
+                try scanner.forEachMember { (scanner, key) throws(JSONScanner.Failure) in
+                    switch key {
+                    case "usage" where try scanner.peekKind() == .object:
+                        foundUsage = try OpenAIUsage.readUsage(&scanner)
+                    case "choices" where try scanner.peekKind() == .array:
+                        let range = try scanner.skipValue()
+                        choicesEmpty = !OpenAIRequestFields.arrayIsNonEmpty(data, range)
+                    default:
+                        try scanner.skipValue()
+                    }
                 }
+            } catch {
+                return false
             }
-        } catch {
-            return false
+            guard let foundUsage else { return false }
+            usage = foundUsage
+            return choicesEmpty
         }
-        guard let foundUsage else { return false }
-        usage = foundUsage
-        return choicesEmpty
     }
 
     /// The range of the event's `data:` value (single-line data, as the providers send).

@@ -3,6 +3,9 @@
 struct SSEEventSplitter: Sendable {
     private var partial: [UInt8] = []
 
+    /// Whether an incomplete event is held back, waiting for its end.
+    var isHolding: Bool { !partial.isEmpty }
+
     /// Calls `body` with each event that `chunk` completes, blank line included.
     mutating func feed(_ chunk: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) -> Void) {
         if partial.isEmpty {

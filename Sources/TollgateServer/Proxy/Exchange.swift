@@ -190,6 +190,12 @@ final class Exchange {
         return false
     }
 
+    /// Drops the response source: an upstream connection is closed (never reused), the demo stopped.
+    func abandonSource() {
+        source?.abandon()
+        source = nil
+    }
+
     func cancelTimers() {
         firstByteTimer?.cancel()
         firstByteTimer = nil

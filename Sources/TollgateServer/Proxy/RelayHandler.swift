@@ -642,6 +642,13 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         }
     }
 
+    /// The exchange no longer counts as in flight on its deployment.
+    private func leaveDeployment(_ exchange: Exchange) {
+        guard let name = exchange.inFlightOn else { return }
+        exchange.inFlightOn = nil
+        gateway.health.end(name)
+    }
+
     /// Sends the request to the route's next model, if there is one and nothing has reached the client
     /// yet: the failed attempt's budget reservation is released first (it cost nothing).
     ///
@@ -657,12 +664,8 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         let retrySame = mayRetrySame && exchange.attemptsOnDeployment < RelayHandler.attemptsPerDeployment
         guard retrySame || !exchange.fallbacks.isEmpty, let current = exchange.deployment else { return false }
         exchange.cancelTimers()
-        exchange.source?.abandon()
-        exchange.source = nil
-        if let name = exchange.inFlightOn {
-            exchange.inFlightOn = nil
-            gateway.health.end(name)
-        }
+        exchange.abandonSource()
+        leaveDeployment(exchange)
         if let reservation = exchange.reservation {
             gateway.budgets.settle(reservation, actualUSD: .zero, actualTokens: 0, now: gateway.clock.now())
             exchange.reservation = nil
@@ -704,8 +707,7 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             gateway.health.recordFailure(name, error: "no answer within the first-byte time-out", at: gateway.clock.now())
         }
         // The abandoned connection is closed (never reused) before a route tries elsewhere.
-        exchange.source?.abandon()
-        exchange.source = nil
+        exchange.abandonSource()
         // A deployment that kept a request waiting for the whole time-out is not waited on twice.
         if failover(exchange, reason: "fallback after time-out", mayRetrySame: false) { return }
         let model = exchange.deployment?.name ?? "unknown"
@@ -725,8 +727,7 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         guard case .responding(let current) = state, current === exchange, !exchange.isSettled,
               case .streaming(let tap) = exchange.phase else { return }
         exchange.idleTimer = nil
-        exchange.source?.abandon()
-        exchange.source = nil
+        exchange.abandonSource()
         let billed = tap.billedUsage(fallback: exchange.estimatedUsage(contentEvents: tap.contentEvents))
         settle(exchange, exchange.ledgerRecord(status: 200, usage: billed.usage, usageEstimated: billed.estimated,
                                                error: "upstream idle for longer than the idle time-out", now: .now()))
@@ -737,8 +738,7 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     /// reused) and what was generated is billed.
     private func clientGone(_ exchange: Exchange) {
         exchange.cancelTimers()
-        exchange.source?.abandon()
-        exchange.source = nil
+        exchange.abandonSource()
         let usage: Usage
         var estimated = false
         if case .streaming(let tap) = exchange.phase {
@@ -753,8 +753,7 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     // MARK: Answers
 
     private func failUpstream(_ exchange: Exchange, detail: String) {
-        exchange.source?.abandon()
-        exchange.source = nil
+        exchange.abandonSource()
         refuse(exchange, .upstreamFault(model: exchange.deployment?.name ?? "unknown", detail: detail), record: true)
     }
 
@@ -767,23 +766,21 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         } else {
             exchange.phase = .settled
         }
-        var headers = responseHeaders(exchange)
-        for (name, value) in error.headers { headers.add(name: name, value: value) }
-        let body = error.body(for: exchange.clientFormat)
-        headers.add(name: "content-type", value: "application/json")
-        headers.add(name: "content-length", value: String(body.utf8.count))
-        writeHead(HTTPResponseHead(version: exchange.clientHead.version, status: error.status, headers: headers))
-        if let context { context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil) }
-        finishResponse()
+        writeJSON(exchange, status: error.status, error.body(for: exchange.clientFormat), extraHeaders: error.headers)
     }
 
+    /// A whole answer made by the gateway itself (nothing upstream).
     private func respondJSON(_ exchange: Exchange, _ body: String, extraHeaders: [(String, String)] = []) {
         exchange.phase = .settled
+        writeJSON(exchange, status: .ok, body, extraHeaders: extraHeaders)
+    }
+
+    private func writeJSON(_ exchange: Exchange, status: HTTPResponseStatus, _ body: String, extraHeaders: [(String, String)]) {
         var headers = responseHeaders(exchange)
         for (name, value) in extraHeaders { headers.add(name: name, value: value) }
         headers.add(name: "content-type", value: "application/json")
         headers.add(name: "content-length", value: String(body.utf8.count))
-        writeHead(HTTPResponseHead(version: exchange.clientHead.version, status: .ok, headers: headers))
+        writeHead(HTTPResponseHead(version: exchange.clientHead.version, status: status, headers: headers))
         if let context { context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil) }
         finishResponse()
     }
@@ -828,10 +825,7 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     private func settle(_ exchange: Exchange, _ record: LedgerRecord) {
         guard !exchange.isSettled else { return }
         exchange.phase = .settled
-        if let name = exchange.inFlightOn {
-            exchange.inFlightOn = nil
-            gateway.health.end(name)
-        }
+        leaveDeployment(exchange)
         guard exchange.recordsLedger else { return }
         let tokens = record.usage.totalPromptTokens + record.usage.outputTokens
         if let ticket = exchange.admission {
