@@ -25,6 +25,8 @@ public struct OpenAIRequestFields: Sendable, Equatable {
     /// Content parts that are not text (images, audio, files): their tokens are not bounded by their
     /// bytes (a short URL can stand for a large image).
     public var mediaParts = 0
+    /// `response_format.type` is `json_object` or `json_schema`: the request needs a model with JSON mode.
+    public var jsonResponse = false
 
     public init() {}
 
@@ -98,12 +100,30 @@ public struct OpenAIRequestFields: Sendable, Equatable {
                 fields.promptBytes += scanner.offset - start
             case "input", "prompt":
                 fields.promptBytes += try scanner.skipValue().count
+            case "response_format":
+                if try scanner.peekKind() == .object {
+                    fields.jsonResponse = try Self.asksForJSON(&scanner, in: bytes)
+                } else {
+                    try scanner.skipValue()
+                }
             default:
                 try scanner.skipValue()
             }
         }
         try scanner.expectEnd()
         return fields
+    }
+
+    /// Whether a `response_format` object's `type` is `json_object` or `json_schema` (compared in place: no
+    /// string is made of it).
+    static func asksForJSON(_ scanner: inout JSONScanner, in bytes: UnsafeRawBufferPointer) throws(JSONScanner.Failure) -> Bool {
+        var json = false
+        try scanner.forEachMember { (scanner, key) throws(JSONScanner.Failure) in
+            guard key == "type", try scanner.peekKind() == .string else { try scanner.skipValue(); return }
+            let type = UnsafeRawBufferPointer(rebasing: bytes[try scanner.stringRange()])
+            json = type.elementsEqual("json_object".utf8) || type.elementsEqual("json_schema".utf8)
+        }
+        return json
     }
 
     /// Counts the elements of a content array whose `type` is not `text`.

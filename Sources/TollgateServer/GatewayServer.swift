@@ -33,6 +33,7 @@ public enum StartupError: Error, CustomStringConvertible {
     case catalogue(String)
     case badWebhookURL(String)
     case routerWeights(route: String, detail: String)
+    case deploymentsDisagree(model: String, field: String)
 
     public var description: String {
         switch self {
@@ -43,6 +44,8 @@ public enum StartupError: Error, CustomStringConvertible {
         case .catalogue(let message): "the price catalogue shipped with Tollgate is broken: \(message)"
         case .badWebhookURL(let url): "webhooks.url '\(url)' is not an http(s) URL with a host"
         case .routerWeights(let route, let detail): "routes.\(route).weights: \(detail)"
+        case .deploymentsDisagree(let model, let field):
+            "the deployments of model '\(model)' differ in \(field): entries sharing a name are one model, billed and routed alike (give them the same \(field), or different names behind a loadbalance route)"
         }
     }
 }
@@ -94,8 +97,6 @@ public enum GatewayServer {
             ledger: ledger, pools: pools,
             settings: ProxySettings(
                 maxBodyBytes: config.server.maxBodyBytes,
-                connectTimeout: .milliseconds(Int64(config.server.timeouts.connectMs)),
-                firstByteTimeout: .milliseconds(Int64(config.server.timeouts.firstByteMs)),
                 idleTimeout: .milliseconds(Int64(config.server.timeouts.idleMs))),
             logger: logger)
 
@@ -202,10 +203,15 @@ public enum GatewayServer {
                 models.append(GatewayConfig.ModelConfig(name: entry.name, provider: .anthropic, apiKey: key))
             }
         }
-        return try models.map { model in try deployment(for: model, catalog: catalog) }
+        let deployments = try models.map { model in try deployment(for: model, catalog: catalog, serverTimeouts: config.server.timeouts) }
+        if let (model, field) = ModelRegistry.disagreement(in: deployments) {
+            throw StartupError.deploymentsDisagree(model: model, field: field)
+        }
+        return deployments
     }
 
-    static func deployment(for model: GatewayConfig.ModelConfig, catalog: PriceCatalog) throws -> Deployment {
+    static func deployment(for model: GatewayConfig.ModelConfig, catalog: PriceCatalog,
+                           serverTimeouts: GatewayConfig.Timeouts = GatewayConfig.Timeouts()) throws -> Deployment {
         // A simulated model named freely is priced like the small demo model unless told otherwise.
         let catalogEntry = catalog.entry(for: model.upstreamModel) ?? catalog.entry(for: model.name)
             ?? (model.provider == .demo ? catalog.entry(for: "demo-small") : nil)
@@ -230,14 +236,15 @@ public enum GatewayServer {
             endpoint = .http(UpstreamTarget(tls: tls, host: host, port: port), basePath: path,
                              hostHeader: defaultPort ? host : "\(host):\(port)")
         }
-        return Deployment(name: model.name, provider: model.provider.rawValue, upstreamModel: model.upstreamModel,
+        return Deployment(id: model.name, name: model.name, provider: model.provider.rawValue, upstreamModel: model.upstreamModel,
                           apiKey: model.apiKey, price: price, endpoint: endpoint,
                           maxOutputTokens: model.maxOutputTokens ?? catalogEntry?.maxOutputTokens,
                           tier: model.tier ?? catalogEntry?.tier, downgradeTo: model.downgradeTo,
                           wire: model.provider == .anthropic ? .anthropic : .openAI,
                           anthropicVersion: model.anthropicVersion ?? "2023-06-01",
                           capabilities: model.capabilities.map { Set($0.map(\.rawValue)) } ?? catalogEntry?.capabilities ?? [],
-                          contextWindow: model.contextWindow ?? catalogEntry?.contextWindow, weight: model.weight)
+                          contextWindow: model.contextWindow ?? catalogEntry?.contextWindow, weight: model.weight,
+                          timeouts: UpstreamTimeouts(model.timeouts?.applied(to: serverTimeouts) ?? serverTimeouts))
     }
 
     static func openStore(_ url: String) throws -> any Store {

@@ -196,6 +196,36 @@ struct OpenAIRequestFieldsTests {
         #expect(Array(body.utf8)[range] == Array(value.utf8)[...])
     }
 
+    // MARK: JSON mode
+
+    @Test("a response_format of type json_object or json_schema asks for JSON mode, wherever its type member is",
+          arguments: [
+              #"{"type": "json_object"}"#,
+              #"{"type": "json_schema", "json_schema": {"name": "weather", "strict": true, "schema": {"type": "object", "properties": {"type": {"type": "string"}}}}}"#,
+              #"{"json_schema": {"name": "weather", "schema": {"type": "object"}}, "type": "json_schema"}"#,
+              #"{"type":"json_object"}"#,
+          ])
+    func jsonResponseFormat(format: String) throws {
+        let fields = try scanRequest(Self.chat(messages: Self.systemAndUser, extra: ", \"response_format\": \(format)"))
+        #expect(fields.jsonResponse)
+        #expect(fields.model == "gpt-4o" && fields.promptBytes == Self.systemAndUser.utf8.count)
+    }
+
+    @Test("plain text, no response_format, or one without a JSON type does not ask for JSON mode",
+          arguments: [nil, #"{"type": "text"}"#, "null", "{}", #"{"type": "json"}"#, #"{"type": null}"#,
+                      #"{"schema": {"type": "json_object"}}"#])
+    func noJSONResponseFormat(format: String?) throws {
+        let extra = format.map { ", \"response_format\": \($0)" } ?? ""
+        #expect(try scanRequest(Self.chat(messages: Self.systemAndUser, extra: extra)).jsonResponse == false)
+    }
+
+    @Test("a malformed response_format is refused like any malformed body")
+    func malformedResponseFormat() {
+        #expect(throws: JSONScanner.Failure.self) {
+            try scanRequest(#"{"model": "m", "response_format": {"type": "json_object",}}"#)
+        }
+    }
+
     // MARK: Embeddings
 
     @Test("embeddings input counts into the prompt, as a string or as a list",

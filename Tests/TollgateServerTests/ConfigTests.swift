@@ -229,7 +229,7 @@ struct ConfigTests {
         // unknown keys
         ("modles: []", #"tollgate.yaml:1: modles: unknown key (expected one of server, database, ledger, models, routes, budgets, rate_limits, webhooks)"#),
         ("server:\n  host: 0.0.0.0\n  prot: 4001", #"tollgate.yaml:3: server.prot: unknown key (expected one of host, port, max_body_bytes, timeouts)"#),
-        ("models:\n  - name: m\n    provider: demo\n    colour: red", #"tollgate.yaml:4: models[0].colour: unknown key (expected one of name, provider, base_url, api_key, upstream_model, price, tier, capabilities, context_window, max_output_tokens, weight, downgrade_to, anthropic_version, demo)"#),
+        ("models:\n  - name: m\n    provider: demo\n    colour: red", #"tollgate.yaml:4: models[0].colour: unknown key (expected one of name, provider, base_url, api_key, upstream_model, price, tier, capabilities, context_window, max_output_tokens, weight, downgrade_to, anthropic_version, timeouts, demo)"#),
         ("models:\n  - name: m\n    provider: demo\n    price: { input_per_mtok: 1, output_per_mtok: 2, batch: 1 }", #"tollgate.yaml:4: models[0].price.batch: unknown key (expected one of input_per_mtok, cached_input_per_mtok, cache_write_per_mtok, output_per_mtok, long_context)"#),
         // wrong types
         ("server:\n  port: abc", #"tollgate.yaml:2: server.port: expected an integer, got "abc""#),
@@ -261,6 +261,7 @@ struct ConfigTests {
         // duplicates
         ("models:\n  - { name: a, provider: demo }\nroutes:\n  safe: { strategy: fallback, models: [a] }\n  safe: { strategy: fallback, models: [a] }", #"tollgate.yaml:5: routes.safe: given twice (first on line 4)"#),
         ("models:\n  - name: a\n    provider: demo\n    name: b", #"tollgate.yaml:4: models[0].name: given twice (first on line 2)"#),
+        ("models:\n  - { name: m, provider: openai, api_key: k, weight: 2 }\n  - { name: x, provider: demo }\n  - { name: m, provider: openai, api_key: k }", #"tollgate.yaml:4: models[2]: the same deployment as models[0] (same provider, base_url, api_key and upstream_model): give it its own base_url or api_key, or raise the first one's weight"#),
         // references
         ("models:\n  - { name: a, provider: demo }\nroutes:\n  safe: { strategy: fallback, models: [a, b] }", #"tollgate.yaml:4: routes.safe.models[1]: unknown model "b""#),
         ("models:\n  - { name: a, provider: demo }\nroutes:\n  auto: { strategy: learned, strong: gpt-5, weak: a }", #"tollgate.yaml:4: routes.auto.strong: unknown model "gpt-5""#),
@@ -277,6 +278,9 @@ struct ConfigTests {
         ("models:\n  - { name: m, provider: openai-compatible }", #"tollgate.yaml:2: models[0]: missing required key "base_url" (provider openai-compatible has no default)"#),
         ("models:\n  - { name: m, provider: demo, base_url: http://localhost }", #"tollgate.yaml:2: models[0].base_url: does not apply to provider demo"#),
         ("models:\n  - { name: m, provider: openai, demo: { latency_ms: 5 } }", #"tollgate.yaml:2: models[0].demo: does not apply to provider openai"#),
+        ("models:\n  - { name: m, provider: demo, timeouts: { first_byte_ms: 5 } }", #"tollgate.yaml:2: models[0].timeouts: does not apply to provider demo"#),
+        ("models:\n  - name: m\n    provider: openai\n    timeouts:\n      first_byte: 5", #"tollgate.yaml:5: models[0].timeouts.first_byte: unknown key (expected one of connect_ms, first_byte_ms, idle_ms)"#),
+        ("models:\n  - { name: m, provider: openai, timeouts: { idle_ms: soon } }", #"tollgate.yaml:2: models[0].timeouts.idle_ms: expected an integer, got "soon""#),
         ("models:\n  - { name: m, provider: demo, demo: { stream_chunks: 0 } }", #"tollgate.yaml:2: models[0].demo.stream_chunks: expected a positive integer, got "0""#),
         // prices
         ("models:\n  - name: m\n    provider: openai\n    price:\n      input_per_mtok: abc\n      output_per_mtok: 1", #"tollgate.yaml:5: models[0].price.input_per_mtok: expected a decimal number, got "abc""#),
@@ -305,6 +309,25 @@ struct ConfigTests {
         #expect(refusal(yaml) == expected)
     }
 
+    @Test("a model's timeouts override any subset of server.timeouts for that deployment")
+    func modelTimeouts() throws {
+        let config = try parse("""
+            server: { timeouts: { first_byte_ms: 600000 } }
+            models:
+              - { name: slow, provider: openai, timeouts: { connect_ms: 1000, first_byte_ms: 900000, idle_ms: 300000 } }
+              - name: quick
+                provider: openai
+                timeouts:
+                  first_byte_ms: 2000
+              - { name: plain, provider: openai }
+            """)
+        #expect(config.models.map(\.timeouts) == [
+            .init(connectMs: 1000, firstByteMs: 900_000, idleMs: 300_000), .init(firstByteMs: 2000), nil,
+        ])
+        #expect(config.models[1].timeouts?.applied(to: config.server.timeouts)
+                == GatewayConfig.Timeouts(connectMs: 5000, firstByteMs: 2000, idleMs: 120_000))
+    }
+
     @Test("a null value is the same as leaving the key out")
     func nullValues() throws {
         let config = try parse("""
@@ -329,6 +352,13 @@ struct ConfigTests {
             """)
         #expect(config.models.map(\.name) == ["gpt-4o", "gpt-4o"])
         #expect(config.models.map(\.weight) == [3, 1])
+        let accounts = try parse("""
+            models:
+              - { name: m, provider: openai, api_key: sk-team-a }
+              - { name: m, provider: openai, api_key: sk-team-b }
+              - { name: m, provider: openai, api_key: sk-team-a, upstream_model: gpt-4o-2024-08-06 }
+            """)
+        #expect(accounts.models.map(\.apiKey) == ["sk-team-a", "sk-team-b", "sk-team-a"])
         #expect(config.routes[0].strategy == .loadbalance(models: ["gpt-4o"], balance: .leastInflight))
     }
 }

@@ -11,7 +11,7 @@ from decimal import Decimal
 import httpx
 
 import fake_upstream as fu
-from conftest import expected_cost, free_port, gateway_config, start_fake, start_gateway
+from conftest import expected_cost, free_port, gateway_config, nonce, start_fake, start_gateway
 
 
 def _gateway(tmp_path):
@@ -27,8 +27,8 @@ routes:
   auto: {{ strategy: learned, strong: fake-gpt, weak: fake-mini, strong_share: 0.5 }}
 """
     config = gateway_config(fake.port, extra)
-    # fake-gpt declares tools; fake-mini does not (cheapest-capable must skip it for tool requests).
-    config = config.replace("upstream_model: fake-gpt-upstream,", "upstream_model: fake-gpt-upstream, capabilities: [tools, vision], weight: 3,")
+    # fake-gpt declares tools and JSON mode; fake-mini does not (cheapest-capable must skip it for such requests).
+    config = config.replace("upstream_model: fake-gpt-upstream,", "upstream_model: fake-gpt-upstream, capabilities: [tools, vision, json], weight: 3,")
     config = config.replace('- { name: fake-mini, provider: openai-compatible,', '- { name: fake-mini, provider: openai-compatible, capabilities: [], weight: 1,')
     return fake, start_gateway(tmp_path / "gw", config)
 
@@ -85,6 +85,39 @@ def test_cheapest_capable_picks_by_what_the_request_needs(tmp_path):
         assert r.headers["x-tollgate-model"] == "fake-gpt"
         row = gw.ledger_row(r.headers["x-tollgate-request-id"])
         assert row["route_reason"] == "capability: tools" and row["agentic"] is True
+    finally:
+        gw.stop()
+        fake.stop()
+
+
+def test_cheapest_capable_sends_json_mode_requests_to_a_model_with_json(tmp_path):
+    fake, gw = _gateway(tmp_path)
+    try:
+        ident = gw.admin.new_identity()
+        client = gw.client(ident.key)
+        n = nonce()
+        formats = [
+            {"type": "json_object"},
+            {"type": "json_schema", "json_schema": {"name": "answer", "strict": True, "schema": {
+                "type": "object", "properties": {"type": {"type": "string"}}, "required": ["type"],
+                "additionalProperties": False}}},
+        ]
+        for fmt in formats:
+            raw = client.chat.completions.with_raw_response.create(
+                model="cap", response_format=fmt, messages=[{"role": "user", "content": f"{n} Reply in JSON. REPLY_WORDS 2"}])
+            assert raw.headers["x-tollgate-model"] == "fake-gpt"
+            row = gw.ledger_row(raw.headers["x-tollgate-request-id"])
+            assert (row["route"], row["route_reason"], row["model"]) == ("cap", "capability: json", "fake-gpt")
+        # The request went on unchanged but for the model name: response_format included.
+        sent = [json.loads(q["body"]) for q in fake.find(n)]
+        assert [b["response_format"] for b in sent] == formats and {b["model"] for b in sent} == {"fake-gpt-upstream"}
+
+        # Plain text needs no JSON mode: the cheapest model serves it.
+        raw = client.chat.completions.with_raw_response.create(
+            model="cap", response_format={"type": "text"}, messages=[{"role": "user", "content": "text REPLY_WORDS 2"}])
+        assert raw.headers["x-tollgate-model"] == "fake-mini"
+        assert gw.ledger_row(raw.headers["x-tollgate-request-id"])["route_reason"] == "cheapest-capable"
+        client.close()
     finally:
         gw.stop()
         fake.stop()

@@ -214,19 +214,24 @@ struct AdminAPI: Sendable {
     func deploymentsView() -> [JSONValue] {
         let health = self.health.snapshot()
         let now = clock.now()
-        var rows: [JSONValue] = models.deployments.values.sorted { $0.name < $1.name }.map { deployment in
-            let entry = health[deployment.name]
+        let deployments = models.all.enumerated().sorted { ($0.element.name, $0.offset) < ($1.element.name, $1.offset) }.map(\.element)
+        var rows: [JSONValue] = deployments.map { deployment in
+            let entry = health[deployment.id]
             let upstream: JSONValue
+            let host: JSONValue
             switch deployment.endpoint {
-            case .http(let target, let basePath, _):
+            case .http(let target, let basePath, let hostHeader):
                 upstream = .string((target.tls ? "https://" : "http://") + target.host + ":" + String(target.port) + basePath)
+                host = .string(hostHeader)
             case .demo:
                 upstream = .string("simulated")
+                host = .null
             }
             let state = entry.map { $0.breaker.isAvailable(at: now) && $0.breaker.state == .open ? "half_open" : $0.breaker.state.rawValue }
             return .object([
-                ("name", .string(deployment.name)), ("kind", .string("model")), ("provider", .string(deployment.provider)),
-                ("upstream", upstream), ("upstream_model", .string(deployment.upstreamModel)),
+                ("id", .string(deployment.id)), ("name", .string(deployment.name)), ("kind", .string("model")),
+                ("provider", .string(deployment.provider)), ("upstream", upstream), ("host", host),
+                ("upstream_model", .string(deployment.upstreamModel)), ("weight", .int(deployment.weight)),
                 ("circuit", .string(state ?? "closed")),
                 ("consecutive_failures", .int(entry?.breaker.consecutiveFailures ?? 0)),
                 ("in_flight", .int(entry?.inFlight ?? 0)), ("requests", .int(entry?.requests ?? 0)),

@@ -3,7 +3,7 @@ import TollgateCore
 extension GatewayConfig.ModelConfig {
     static let keys = [
         "name", "provider", "base_url", "api_key", "upstream_model", "price", "tier", "capabilities",
-        "context_window", "max_output_tokens", "weight", "downgrade_to", "anthropic_version", "demo",
+        "context_window", "max_output_tokens", "weight", "downgrade_to", "anthropic_version", "timeouts", "demo",
     ]
 
     init(_ node: ConfigNode) throws(ConfigError) {
@@ -12,7 +12,7 @@ extension GatewayConfig.ModelConfig {
         let provider: GatewayConfig.Provider = try fields.required("provider").choice()
         // A key the provider would ignore is refused, so that nobody believes it took effect.
         let ignored = switch provider {
-        case .demo: ["base_url", "api_key", "anthropic_version"]
+        case .demo: ["base_url", "api_key", "anthropic_version", "timeouts"]
         case .anthropic: ["demo"]
         case .openai, .openaiCompatible: ["demo", "anthropic_version"]
         }
@@ -37,8 +37,16 @@ extension GatewayConfig.ModelConfig {
             weight: try fields.integer("weight") ?? 1,
             downgradeTo: try fields.string("downgrade_to"),
             anthropicVersion: try fields.string("anthropic_version"),
+            timeouts: try fields["timeouts"].map { node throws(ConfigError) in try GatewayConfig.TimeoutOverrides(node) },
             demo: try fields["demo"].map { node throws(ConfigError) in try GatewayConfig.DemoOptions(node) }
         )
+    }
+
+    /// Both send the same requests to the same place: same provider, base URL, key and upstream model (and,
+    /// for the demo, the same behaviour).
+    func reachesSameUpstream(as other: Self) -> Bool {
+        provider == other.provider && baseURL == other.baseURL && apiKey == other.apiKey
+            && upstreamModel == other.upstreamModel && demo == other.demo
     }
 
     private static let rateKeys = [
@@ -68,6 +76,14 @@ extension GatewayConfig.ModelConfig {
                          cachedInput: try fields.amount("cached_input_per_mtok"),
                          cacheWrite: try fields.amount("cache_write_per_mtok"),
                          output: try fields.required("output_per_mtok").amount())
+    }
+}
+
+extension GatewayConfig.TimeoutOverrides {
+    init(_ node: ConfigNode) throws(ConfigError) {
+        let fields = try node.mapping(allowing: ["connect_ms", "first_byte_ms", "idle_ms"])
+        self.init(connectMs: try fields.integer("connect_ms"), firstByteMs: try fields.integer("first_byte_ms"),
+                  idleMs: try fields.integer("idle_ms"))
     }
 }
 

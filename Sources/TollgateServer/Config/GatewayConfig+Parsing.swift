@@ -48,10 +48,15 @@ extension GatewayConfig {
         let modelNodes = try sections["models"]?.list() ?? []
         models = try modelNodes.map { node throws(ConfigError) in try ModelConfig(node) }
         let modelNames = Set(models.map(\.name))
-        for (node, model) in zip(modelNodes, models) {
+        for (index, (node, model)) in zip(modelNodes, models).enumerated() {
             if let target = model.downgradeTo, !modelNames.contains(target) {
                 throw try node.mapping(allowing: ModelConfig.keys).required("downgrade_to")
                     .failure("unknown model \(ConfigError.quoted(target))")
+            }
+            // Entries sharing a name are deployments of one model; the same upstream reached the same way twice
+            // is a copy, not a second deployment.
+            if let first = models[..<index].firstIndex(where: { $0.name == model.name && $0.reachesSameUpstream(as: model) }) {
+                throw node.failure("the same deployment as models[\(first)] (same provider, base_url, api_key and upstream_model): give it its own base_url or api_key, or raise the first one's weight")
             }
         }
         routes = try (sections["routes"]?.entries() ?? []).map { name, node throws(ConfigError) in
@@ -75,10 +80,7 @@ extension GatewayConfig.ServerSettings {
         port = try fields.integer("port", in: 0...65535) ?? port
         maxBodyBytes = try fields.integer("max_body_bytes", in: 1...Int.max) ?? maxBodyBytes
         if let node = fields["timeouts"] {
-            let timeouts = try node.mapping(allowing: ["connect_ms", "first_byte_ms", "idle_ms"])
-            self.timeouts.connectMs = try timeouts.integer("connect_ms") ?? self.timeouts.connectMs
-            self.timeouts.firstByteMs = try timeouts.integer("first_byte_ms") ?? self.timeouts.firstByteMs
-            self.timeouts.idleMs = try timeouts.integer("idle_ms") ?? self.timeouts.idleMs
+            timeouts = try GatewayConfig.TimeoutOverrides(node).applied(to: timeouts)
         }
     }
 }

@@ -63,6 +63,25 @@ extension GatewayConfig {
         }
     }
 
+    /// Some of the upstream time-outs, in milliseconds: a model entry's own, over the server's.
+    public struct TimeoutOverrides: Hashable, Sendable {
+        public var connectMs: Int?
+        public var firstByteMs: Int?
+        public var idleMs: Int?
+
+        public init(connectMs: Int? = nil, firstByteMs: Int? = nil, idleMs: Int? = nil) {
+            self.connectMs = connectMs
+            self.firstByteMs = firstByteMs
+            self.idleMs = idleMs
+        }
+
+        /// `timeouts` with each value given here put in its place.
+        public func applied(to timeouts: Timeouts) -> Timeouts {
+            Timeouts(connectMs: connectMs ?? timeouts.connectMs, firstByteMs: firstByteMs ?? timeouts.firstByteMs,
+                     idleMs: idleMs ?? timeouts.idleMs)
+        }
+    }
+
     public struct DatabaseSettings: Hashable, Sendable {
         /// `sqlite:PATH` or `postgres://…` (`postgresql://…`).
         public var url: String
@@ -117,6 +136,8 @@ extension GatewayConfig {
         public var downgradeTo: String?
         /// Sent when translating to Anthropic and the client sent no `anthropic-version`.
         public var anthropicVersion: String?
+        /// This deployment's upstream time-outs, over `server.timeouts`.
+        public var timeouts: TimeoutOverrides?
         /// Set exactly when `provider` is `.demo`.
         public var demo: DemoOptions?
 
@@ -126,7 +147,7 @@ extension GatewayConfig {
                     upstreamModel: String? = nil, price: ModelPrice? = nil, tier: ModelTier? = nil,
                     capabilities: Set<Capability>? = nil, contextWindow: Int? = nil, maxOutputTokens: Int? = nil,
                     weight: Int = 1, downgradeTo: String? = nil, anthropicVersion: String? = nil,
-                    demo: DemoOptions? = nil) {
+                    timeouts: TimeoutOverrides? = nil, demo: DemoOptions? = nil) {
             self.name = name
             self.provider = provider
             self.baseURL = baseURL ?? provider.defaultBaseURL
@@ -140,6 +161,7 @@ extension GatewayConfig {
             self.weight = weight
             self.downgradeTo = downgradeTo
             self.anthropicVersion = anthropicVersion
+            self.timeouts = timeouts
             self.demo = provider == .demo ? demo ?? DemoOptions() : nil
         }
     }

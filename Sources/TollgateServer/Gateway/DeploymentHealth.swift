@@ -2,7 +2,8 @@ import Foundation
 import Synchronization
 import TollgateCore
 
-/// Every deployment's circuit breaker and counters (`GET /admin/deployments`), shared by all event loops.
+/// Every deployment's circuit breaker and counters (`GET /admin/deployments`), by deployment id, shared by
+/// all event loops.
 final class DeploymentHealth: Sendable {
     struct Entry: Sendable {
         var breaker: CircuitBreaker
@@ -22,34 +23,34 @@ final class DeploymentHealth: Sendable {
         self.coolDown = coolDown
     }
 
-    private func update<T>(_ name: String, _ body: (inout Entry) -> T) -> T {
+    private func update<T>(_ id: String, _ body: (inout Entry) -> T) -> T {
         entries.withLock { entries in
-            var entry = entries[name] ?? Entry(breaker: CircuitBreaker(failureThreshold: failureThreshold, coolDown: coolDown))
+            var entry = entries[id] ?? Entry(breaker: CircuitBreaker(failureThreshold: failureThreshold, coolDown: coolDown))
             let result = body(&entry)
-            entries[name] = entry
+            entries[id] = entry
             return result
         }
     }
 
-    /// A request is about to go to `name`.
-    func begin(_ name: String) {
-        update(name) { entry in
+    /// A request is about to go to deployment `id`.
+    func begin(_ id: String) {
+        update(id) { entry in
             entry.inFlight += 1
             entry.requests += 1
         }
     }
 
-    /// The request to `name` ended (settled, or failed over elsewhere).
-    func end(_ name: String) {
-        update(name) { $0.inFlight = max(0, $0.inFlight - 1) }
+    /// The request to deployment `id` ended (settled, or failed over elsewhere).
+    func end(_ id: String) {
+        update(id) { $0.inFlight = max(0, $0.inFlight - 1) }
     }
 
-    func recordSuccess(_ name: String) {
-        update(name) { $0.breaker.recordSuccess() }
+    func recordSuccess(_ id: String) {
+        update(id) { $0.breaker.recordSuccess() }
     }
 
-    func recordFailure(_ name: String, error: String, at now: Date) {
-        update(name) { entry in
+    func recordFailure(_ id: String, error: String, at now: Date) {
+        update(id) { entry in
             entry.breaker.recordFailure(at: now)
             entry.failures += 1
             entry.lastError = error
@@ -61,14 +62,14 @@ final class DeploymentHealth: Sendable {
     /// fails: an open breaker skips a deployment, it never leaves a request with nowhere to go).
     func ordered(_ candidates: [Deployment], at now: Date) -> [Deployment] {
         entries.withLock { entries in
-            let available = candidates.filter { entries[$0.name]?.breaker.isAvailable(at: now) ?? true }
-            let open = candidates.filter { !(entries[$0.name]?.breaker.isAvailable(at: now) ?? true) }
+            let available = candidates.filter { entries[$0.id]?.breaker.isAvailable(at: now) ?? true }
+            let open = candidates.filter { !(entries[$0.id]?.breaker.isAvailable(at: now) ?? true) }
             return available + open
         }
     }
 
-    func inFlight(_ name: String) -> Int {
-        entries.withLock { $0[name]?.inFlight ?? 0 }
+    func inFlight(_ id: String) -> Int {
+        entries.withLock { $0[id]?.inFlight ?? 0 }
     }
 
     func snapshot() -> [String: Entry] {

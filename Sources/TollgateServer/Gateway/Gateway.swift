@@ -5,11 +5,10 @@ import NIOCore
 import TollgateCore
 import TollgateStore
 
-/// Limits and time-outs of the forwarding path.
+/// Limits of the forwarding path (upstream time-outs are each deployment's own).
 struct ProxySettings: Sendable {
     var maxBodyBytes: Int
-    var connectTimeout: TimeAmount
-    var firstByteTimeout: TimeAmount
+    /// A client connection with nothing in flight for this long is closed.
     var idleTimeout: TimeAmount
 }
 

@@ -1,3 +1,4 @@
+import NIOCore
 import TollgateCore
 
 /// Where an upstream lives: one keep-alive pool per target and event loop.
@@ -20,7 +21,22 @@ enum WireFormat: Sendable, Equatable {
     case anthropic
 }
 
-/// One model a client can ask for, and how to reach it.
+/// Upstream time-outs of one deployment: the server's, each overridden by the model entry's own.
+struct UpstreamTimeouts: Sendable, Equatable {
+    var connect: TimeAmount
+    var firstByte: TimeAmount
+    var idle: TimeAmount
+
+    init(_ milliseconds: GatewayConfig.Timeouts) {
+        connect = .milliseconds(Int64(milliseconds.connectMs))
+        firstByte = .milliseconds(Int64(milliseconds.firstByteMs))
+        idle = .milliseconds(Int64(milliseconds.idleMs))
+    }
+}
+
+/// One deployment of a model a client can ask for, and how to reach it. Entries sharing a `name` are
+/// deployments of one model (two provider accounts, two vLLM servers): each has its own `id`, circuit
+/// breaker and in-flight count.
 struct Deployment: Sendable {
     enum Endpoint: Sendable {
         /// An OpenAI-compatible HTTP server; `basePath` is the base URL's path (`/v1`).
@@ -28,6 +44,8 @@ struct Deployment: Sendable {
         case demo(DemoSettings)
     }
 
+    /// The model's name when it has one deployment, else `name#1`, `name#2`, … in config order.
+    var id: String
     var name: String
     var provider: String
     var upstreamModel: String
@@ -46,8 +64,9 @@ struct Deployment: Sendable {
     /// What the model can do (`tools`, `vision`, `json`), for `cheapest-capable` routes.
     var capabilities: Set<String> = []
     var contextWindow: Int? = nil
-    /// Its share in a weighted `loadbalance` route.
+    /// Its share of its model's traffic, and in a weighted `loadbalance` route.
     var weight: Int = 1
+    var timeouts = UpstreamTimeouts(GatewayConfig.Timeouts())
 
     var isSimulated: Bool {
         if case .demo = endpoint { return true }
@@ -57,7 +76,10 @@ struct Deployment: Sendable {
 
 /// The models this gateway serves and the routes over them, by the names clients ask for.
 struct ModelRegistry: Sendable {
-    let deployments: [String: Deployment]
+    /// Every deployment, in config order.
+    let all: [Deployment]
+    /// Each model's deployments, in config order.
+    let deployments: [String: [Deployment]]
     let routes: [String: GatewayConfig.RouteConfig]
     /// The trained router of each `learned` route.
     let routers: [String: LearnedRouterWeights]
@@ -66,21 +88,57 @@ struct ModelRegistry: Sendable {
 
     init(_ deployments: [Deployment], routes: [GatewayConfig.RouteConfig] = [], routers: [String: LearnedRouterWeights] = [:]) {
         self.routers = routers
-        self.deployments = Dictionary(deployments.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        let counts = Dictionary(deployments.map { ($0.name, 1) }, uniquingKeysWith: +)
+        var seen: [String: Int] = [:]
+        self.all = deployments.map { deployment in
+            var deployment = deployment
+            seen[deployment.name, default: 0] += 1
+            deployment.id = counts[deployment.name, default: 1] > 1 ? "\(deployment.name)#\(seen[deployment.name, default: 1])" : deployment.name
+            return deployment
+        }
+        self.deployments = Dictionary(grouping: all, by: \.name)
         self.routes = Dictionary(routes.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         self.names = (Array(self.deployments.keys) + Array(self.routes.keys)).sorted()
     }
 
-    subscript(name: String) -> Deployment? { deployments[name] }
+    /// The model `name` as routes, budgets and reports see it: its first deployment (the deployments of one
+    /// model agree on price, tier and `downgrade_to`).
+    subscript(name: String) -> Deployment? { deployments[name]?.first }
+
+    /// The deployments of `name` in the order to try them: one drawn by weight, then the others as fallbacks.
+    func spread(_ name: String, random: inout some RandomNumberGenerator) -> [Deployment] {
+        guard let group = deployments[name] else { return [] }
+        return group.count == 1 ? group : RoutePlanner.weighted(group, random: &random).ordered
+    }
 
     /// Where a budget downgrade sends `deployment`'s requests: its `downgrade_to`, else the cheapest model
-    /// one tier lower that the key may use (priced by a typical request: 1,000 tokens in, 1,000 out).
+    /// one tier lower that the key may use (priced by a typical request: 1,000 tokens in, 1,000 out); one
+    /// of that model's deployments drawn by weight.
     func downgradeTarget(for deployment: Deployment, allowed: (String) -> Bool) -> Deployment? {
-        if let name = deployment.downgradeTo { return self[name].flatMap { allowed($0.name) ? $0 : nil } }
+        var random = SystemRandomNumberGenerator()
+        if let name = deployment.downgradeTo {
+            return allowed(name) ? spread(name, random: &random).first : nil
+        }
         guard let tier = deployment.tier, let lower = ModelTier.allCases.last(where: { $0 < tier }) else { return nil }
-        let typical = Usage(inputTokens: 1_000, outputTokens: 1_000)
-        return deployments.values
+        let cheapest = deployments.values.compactMap(\.first)
             .filter { $0.tier == lower && allowed($0.name) }
-            .min { ($0.price.cost(of: typical), $0.name) < ($1.price.cost(of: typical), $1.name) }
+            .min { (RoutePlanner.typicalCost($0), $0.name) < (RoutePlanner.typicalCost($1), $1.name) }
+        return cheapest.flatMap { spread($0.name, random: &random).first }
+    }
+
+    /// The first model whose deployments disagree on what describes the model as a whole (its price, its
+    /// tier, where a downgrade sends it), and on which field; nil when they all agree.
+    static func disagreement(in deployments: [Deployment]) -> (model: String, field: String)? {
+        var first: [String: Deployment] = [:]
+        for deployment in deployments {
+            guard let model = first[deployment.name] else {
+                first[deployment.name] = deployment
+                continue
+            }
+            if deployment.price != model.price { return (deployment.name, "price") }
+            if deployment.tier != model.tier { return (deployment.name, "tier") }
+            if deployment.downgradeTo != model.downgradeTo { return (deployment.name, "downgrade_to") }
+        }
+        return nil
     }
 }

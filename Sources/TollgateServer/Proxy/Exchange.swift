@@ -161,11 +161,12 @@ final class Exchange {
     /// The route the client asked for, and why the model serving it was chosen.
     var route: String?
     var routeReason: String?
-    /// A route's models still to try if the current one fails before the first byte reaches the client.
+    /// Deployments still to try (a route's, or the other deployments of a model asked for by name) if the
+    /// current one fails before the first byte reaches the client.
     var fallbacks: [Deployment] = []
     /// The client's body and its Anthropic fields, kept to send again to a fallback.
     var clientBody: ByteBuffer?
-    /// The deployment this exchange counts as in flight on.
+    /// The id of the deployment this exchange counts as in flight on.
     var inFlightOn: String?
     /// Attempts made on the current deployment of a route.
     var attemptsOnDeployment = 1

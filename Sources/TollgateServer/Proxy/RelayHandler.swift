@@ -215,6 +215,7 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         if let route = gateway.models.routes[model] {
             guard key.mayUse(model) else { return refuse(exchange, .modelNotAllowed(model: model), record: true) }
             let needs = RouteNeeds(tools: exchange.fields.hasTools, vision: exchange.fields.mediaParts > 0,
+                                   json: exchange.fields.jsonResponse,
                                    contextTokens: TokenEstimate.promptTokens(bytes: exchange.fields.promptBytes)
                                        + (exchange.fields.maxOutputTokens ?? 0))
             var random = SystemRandomNumberGenerator()
@@ -240,15 +241,23 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             }
             let candidates = gateway.health.ordered(plan.candidates, at: gateway.clock.now())
             exchange.route = route.name
-            exchange.routeReason = candidates.first?.name == plan.candidates.first?.name
-                ? plan.reason : plan.reason + "; \(plan.candidates[0].name) circuit open"
+            exchange.routeReason = candidates.first?.id == plan.candidates.first?.id
+                ? plan.reason : plan.reason + "; \(plan.candidates[0].id) circuit open"
             exchange.fallbacks = Array(candidates.dropFirst())
             deployment = candidates[0]
             if let baseline = plan.baseline, baseline.name != deployment.name { exchange.baselineDeployment = baseline }
         } else {
-            guard let model = gateway.models[model] else { return refuse(exchange, .modelNotFound(model: model), record: true) }
-            guard key.mayUse(model.name) else { return refuse(exchange, .modelNotAllowed(model: model.name), record: true) }
-            deployment = model
+            guard let group = gateway.models.deployments[model] else { return refuse(exchange, .modelNotFound(model: model), record: true) }
+            guard key.mayUse(model) else { return refuse(exchange, .modelNotAllowed(model: model), record: true) }
+            if group.count == 1 {
+                deployment = group[0]
+            } else {
+                // One deployment drawn by weight; the others (open breakers last) are its fallbacks.
+                var random = SystemRandomNumberGenerator()
+                let candidates = gateway.health.ordered(gateway.models.spread(model, random: &random), at: gateway.clock.now())
+                exchange.fallbacks = Array(candidates.dropFirst())
+                deployment = candidates[0]
+            }
         }
         exchange.deployment = deployment
         if exchange.endpoint == .countTokens {
@@ -302,8 +311,8 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         case .http(let target, let basePath, let hostHeader):
             exchange.upstreamRequest = (upstreamHead(exchange, deployment, basePath: basePath, hostHeader: hostHeader,
                                                      bodyLength: upstreamBody.readableBytes), upstreamBody)
-            gateway.health.begin(deployment.name)
-            exchange.inFlightOn = deployment.name
+            gateway.health.begin(deployment.id)
+            exchange.inFlightOn = deployment.id
             sendUpstream(exchange, target: target, fresh: false)
         }
     }
@@ -396,7 +405,7 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     private func admitBudgets(_ exchange: Exchange, key: ResolvedKey, deployment: Deployment, bodyBytes: Int, now: Date) -> Bool {
         let chain = gateway.budgets.chain(for: key, model: deployment.name)
         guard !chain.isEmpty else { return true }
-        let expiresAt = now.addingTimeInterval(Double(gateway.settings.firstByteTimeout.nanoseconds) / 1e9 + 4 * 3600)
+        let expiresAt = now.addingTimeInterval(Double(deployment.timeouts.firstByte.nanoseconds) / 1e9 + 4 * 3600)
         func claim(_ deployment: Deployment, _ chain: [BudgetDefinition], downgraded: Bool) -> BudgetBook.Claim {
             let bound = RequestBound(bodyBytes: bodyBytes, promptBytes: exchange.fields.promptBytes,
                                      mediaParts: exchange.fields.mediaParts, outputTokens: outputBound(for: deployment, exchange))
@@ -433,10 +442,10 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     }
 
     private func sendUpstream(_ exchange: Exchange, target: UpstreamTarget, fresh: Bool) {
-        guard let context, let pool = gateway.pools.pool(for: context.eventLoop), let request = exchange.upstreamRequest else {
+        guard let context, let pool = gateway.pools.pool(for: context.eventLoop), let request = exchange.upstreamRequest,
+              let timeouts = exchange.deployment?.timeouts else {
             return failUpstream(exchange, detail: "no upstream connection pool on this event loop")
         }
-        let settings = gateway.settings
         let completion: (Result<UpstreamConnection, any Error>) -> Void = { result in
             guard case .responding(let current) = self.state, current === exchange, !exchange.isSettled else {
                 if case .success(let connection) = result { pool.release(connection) }
@@ -445,22 +454,22 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             switch result {
             case .success(let connection):
                 exchange.source = .upstream(connection)
-                exchange.firstByteTimer = context.eventLoop.assumeIsolated().scheduleTask(in: settings.firstByteTimeout) {
-                    self.firstByteTimedOut(exchange)
+                exchange.firstByteTimer = context.eventLoop.assumeIsolated().scheduleTask(in: timeouts.firstByte) {
+                    self.firstByteTimedOut(exchange, after: timeouts.firstByte)
                 }
                 connection.send(head: request.head, body: request.body, delegate: self)
             case .failure(let error):
-                if let name = exchange.deployment?.name {
-                    self.gateway.health.recordFailure(name, error: "could not connect", at: self.gateway.clock.now())
+                if let id = exchange.deployment?.id {
+                    self.gateway.health.recordFailure(id, error: "could not connect", at: self.gateway.clock.now())
                 }
                 if self.failover(exchange, reason: "fallback after connect error") { return }
                 self.failUpstream(exchange, detail: "could not connect (\(error))")
             }
         }
         if fresh {
-            pool.connect(target, connectTimeout: settings.connectTimeout, completion)
+            pool.connect(target, connectTimeout: timeouts.connect, completion)
         } else {
-            pool.acquire(target, connectTimeout: settings.connectTimeout, completion)
+            pool.acquire(target, connectTimeout: timeouts.connect, completion)
         }
     }
 
@@ -490,9 +499,9 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         exchange.firstByteAt = exchange.firstByteAt ?? .now()
         let code = head.status.code
         if code >= 500 || code == 429 {
-            gateway.health.recordFailure(exchange.deployment?.name ?? "", error: "answered \(code)", at: gateway.clock.now())
+            gateway.health.recordFailure(exchange.deployment?.id ?? "", error: "answered \(code)", at: gateway.clock.now())
         } else if exchange.inFlightOn != nil {
-            gateway.health.recordSuccess(exchange.deployment?.name ?? "")
+            gateway.health.recordSuccess(exchange.deployment?.id ?? "")
         }
         if code >= 500 || code == 401 || code == 403 || code == 407 {
             exchange.phase = .upstreamFault(head.status)
@@ -644,24 +653,26 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
 
     /// The exchange no longer counts as in flight on its deployment.
     private func leaveDeployment(_ exchange: Exchange) {
-        guard let name = exchange.inFlightOn else { return }
+        guard let id = exchange.inFlightOn else { return }
         exchange.inFlightOn = nil
-        gateway.health.end(name)
+        gateway.health.end(id)
     }
 
-    /// Sends the request to the route's next model, if there is one and nothing has reached the client
-    /// yet: the failed attempt's budget reservation is released first (it cost nothing).
+    /// Sends the request to the next deployment (of the route, or of the model asked for by name), if there
+    /// is one and nothing has reached the client yet: the failed attempt's budget reservation is released
+    /// first (it cost nothing).
     ///
     /// Within a route, the same deployment is first tried once more after a jittered back-off (a blip is
-    /// more common than an outage). Requests for a model by name are not retried: the client's SDK does
-    /// that, and a gateway retrying too would multiply the attempts.
+    /// more common than an outage). A request for a model by name only moves on to the model's other
+    /// deployments: the same one is not retried, since the client's SDK does that, and a gateway retrying
+    /// too would multiply the attempts.
     private func failover(_ exchange: Exchange, reason: String, mayRetrySame: Bool = true) -> Bool {
-        guard exchange.route != nil, let key = exchange.key, let context else { return false }
+        guard let key = exchange.key, let context else { return false }
         switch exchange.phase {
         case .awaitingUpstream, .buffering, .upstreamFault: break
         case .streaming, .settled: return false
         }
-        let retrySame = mayRetrySame && exchange.attemptsOnDeployment < RelayHandler.attemptsPerDeployment
+        let retrySame = mayRetrySame && exchange.route != nil && exchange.attemptsOnDeployment < RelayHandler.attemptsPerDeployment
         guard retrySame || !exchange.fallbacks.isEmpty, let current = exchange.deployment else { return false }
         exchange.cancelTimers()
         exchange.abandonSource()
@@ -700,25 +711,24 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         return .nanoseconds(Int64(Double(base) * Double.random(in: 0.5...1.5)))
     }
 
-    private func firstByteTimedOut(_ exchange: Exchange) {
+    private func firstByteTimedOut(_ exchange: Exchange, after timeout: TimeAmount) {
         guard case .responding(let current) = state, current === exchange, !exchange.isSettled else { return }
         exchange.firstByteTimer = nil
-        if let name = exchange.deployment?.name {
-            gateway.health.recordFailure(name, error: "no answer within the first-byte time-out", at: gateway.clock.now())
+        if let id = exchange.deployment?.id {
+            gateway.health.recordFailure(id, error: "no answer within the first-byte time-out", at: gateway.clock.now())
         }
         // The abandoned connection is closed (never reused) before a route tries elsewhere.
         exchange.abandonSource()
         // A deployment that kept a request waiting for the whole time-out is not waited on twice.
         if failover(exchange, reason: "fallback after time-out", mayRetrySame: false) { return }
-        let model = exchange.deployment?.name ?? "unknown"
-        refuse(exchange, .upstreamTimeout(model: model, afterMs: Int(gateway.settings.firstByteTimeout.nanoseconds / 1_000_000)),
+        refuse(exchange, .upstreamTimeout(model: exchange.deployment?.name ?? "unknown", afterMs: Int(timeout.nanoseconds / 1_000_000)),
                record: true)
     }
 
     private func armIdleTimer(_ exchange: Exchange) {
-        guard let context else { return }
+        guard let context, let idle = exchange.deployment?.timeouts.idle else { return }
         exchange.idleTimer?.cancel()
-        exchange.idleTimer = context.eventLoop.assumeIsolated().scheduleTask(in: gateway.settings.idleTimeout) {
+        exchange.idleTimer = context.eventLoop.assumeIsolated().scheduleTask(in: idle) {
             self.idleTimedOut(exchange)
         }
     }
