@@ -101,7 +101,7 @@ public enum GatewayServer {
             logger: logger)
 
         let admin = AdminAPI(store: store, keys: keys, budgets: budgets, clock: clock, models: gateway.models,
-                             health: gateway.health, ledger: ledger, adminKeyHash: adminKeyHash,
+                             health: gateway.health, calibrations: gateway.calibrations, ledger: ledger, adminKeyHash: adminKeyHash,
                              databaseKind: config.database.url.hasPrefix("postgres") ? "postgres" : "sqlite")
         try admin.loadKeys()
         let router = Router(context: BasicRequestContext.self)
@@ -162,7 +162,7 @@ public enum GatewayServer {
     static func loadRouters(_ routes: [GatewayConfig.RouteConfig]) throws -> [String: LearnedRouterWeights] {
         var routers: [String: LearnedRouterWeights] = [:]
         for route in routes {
-            guard case .learned(_, _, _, let path) = route.strategy else { continue }
+            guard case .learned(_, _, _, let path, _) = route.strategy else { continue }
             do {
                 routers[route.name] = try path.map { try LearnedRouterWeights.parse(json: Array(try Data(contentsOf: URL(fileURLWithPath: $0)))) }
                     ?? DefaultRouterWeights.load()

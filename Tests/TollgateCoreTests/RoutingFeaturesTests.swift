@@ -24,7 +24,7 @@ struct RoutingFeaturesTests {
         #expect(features.sparse.map(\.index) == [7, 13])
         #expect(abs(features.sparse[0].value - log(3.0) / norm) < 1e-12)
         #expect(abs(features.sparse[1].value - log(4.0) / norm) < 1e-12)
-        #expect(Self.close(features.dense, [log(6.0) / 10, log(4.0) / 10, 0, 0, 0, 0, 0]))
+        #expect(Self.close(features.dense, [log(6.0), 1, 0, 0, 0, 0]))
     }
 
     @Test("ASCII letters are lower-cased, other bytes kept: É is not é")
@@ -47,16 +47,23 @@ struct RoutingFeaturesTests {
         #expect(features.sparse[0].value == 1)
     }
 
-    @Test("the seven prompt statistics")
+    @Test("the six prompt statistics")
     func dense() {
-        let text = "What is 2+2?\n```py\nx```"
+        // The question ends where the line "  (A) ..." starts; words: Statement, I, II, isn, t, not, sqrt, x, A, y,
+        // B, z (12 words, 28 letters); "II" marks statements; symbols = + / and one sqrt; numbers 3.14, 2, 10;
+        // negations isn't, not.
+        let text = "Statement I. II isn't not = 3.14+2/10 sqrt(x)\n  (A) y\nB. z"
+        let question = Double(text.utf8.count - "  (A) y\nB. z".utf8.count)
         let features = RouterFeatures(text: text, dimensions: 16)
-        let bytes = Double(text.utf8.count)
-        // Tokens: what, is, 2, 2, py, x. Punctuation: + ? and six backquotes.
-        #expect(Self.close(features.dense, [log1p(bytes) / 10, log(7.0) / 10, 2 / bytes, 8 / bytes, 2.0 / 50, 1, 1.0 / 5]))
-        #expect(RouterFeatures(text: "", dimensions: 16).dense == [0, 0, 0, 0, 0, 0, 0])
+        #expect(Self.close(features.dense, [log1p(question), 28.0 / 12, 1, log(5.0), log(4.0), log(3.0)]))
+        #expect(RouterFeatures(text: "", dimensions: 16).dense == [0, 0, 0, 0, 0, 0])
         #expect(RouterFeatures(text: "", dimensions: 16).sparse.isEmpty)
-        #expect(RouterFeatures(text: "``", dimensions: 16).dense[5] == 0)
+        // "A." mid-line starts no options; "Scenario 1" inside a word still counts; "I.x" is no numeral
+        let plain = RouterFeatures(text: "Is A. right? xScenario 1 I.x", dimensions: 16).dense
+        #expect(plain[0] == log1p(Double("Is A. right? xScenario 1 I.x".utf8.count)))
+        #expect(plain[2] == 1)
+        #expect(RouterFeatures(text: "I.x and 1.2.3", dimensions: 16).dense[2] == 0)
+        #expect(RouterFeatures(text: "I.x and 1.2.3", dimensions: 16).dense[4] == log(2.0))
     }
 
     @Test("only the first 32,768 bytes count")
@@ -67,7 +74,7 @@ struct RoutingFeaturesTests {
         let expected = RouterFeatures(text: capped, dimensions: 262_144)
         #expect(features.dense == expected.dense)
         #expect(features.sparse.map(\.index) == expected.sparse.map(\.index))
-        #expect(Self.close([features.dense[0]], [log(32_769.0) / 10]))
+        #expect(Self.close([features.dense[0]], [log(32_769.0)]))
     }
 
     @Test("the trainer's parity fixtures: features to 1e-9, scores to 1e-6")

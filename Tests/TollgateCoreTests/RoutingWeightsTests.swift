@@ -4,7 +4,7 @@ import Testing
 
 @Suite("Learned router: weights, score and threshold")
 struct RoutingWeightsTests {
-    static func weights(bias: Double = 0, sparse: [Int: Double] = [:], dense: [Double] = Array(repeating: 0, count: 7)) throws
+    static func weights(bias: Double = 0, sparse: [Int: Double] = [:], dense: [Double] = Array(repeating: 0, count: 6)) throws
         -> LearnedRouterWeights {
         try LearnedRouterWeights(dimensions: 16, bias: bias, sparse: sparse, dense: dense,
                                  thresholds: [(0.8, 0.2), (0.2, 0.6), (0.5, 0.4)], trainedOn: "synthetic", strong: "big",
@@ -13,9 +13,9 @@ struct RoutingWeightsTests {
 
     @Test("the score is the sigmoid of bias plus the weighted features")
     func score() throws {
-        // "a": one key u:a at index 13 of 16 with value 1; dense = [log 2 / 10, log 2 / 10, 0, 0, 0, 0, 0].
-        let router = try Self.weights(bias: -1, sparse: [13: 2, 7: 5], dense: [1, 0.5, 9, 9, 9, 9, 9])
-        let logit = -1 + 2 + 1.5 * log(2.0) / 10
+        // "a": one key u:a at index 13 of 16 with value 1; dense = [log 2, 1, 0, 0, 0, 0].
+        let router = try Self.weights(bias: -1, sparse: [13: 2, 7: 5], dense: [1, 0.5, 9, 9, 9, 9])
+        let logit = -1 + 2 + log(2.0) + 0.5
         #expect(abs(router.score(text: "a") - 1 / (1 + exp(-logit))) < 1e-12)
         #expect(abs(router.score(features: RouterFeatures(text: "a", dimensions: 16)) - router.score(text: "a")) < 1e-12)
         #expect(try Self.weights(bias: -800).score(text: "") == 0)
@@ -46,7 +46,7 @@ struct RoutingWeightsTests {
 
     @Test("weights survive a JSON round trip")
     func roundTrip() throws {
-        let router = try Self.weights(bias: -0.12, sparse: [0: 0.31, 13: -1e-4, 15: 2.5], dense: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7])
+        let router = try Self.weights(bias: -0.12, sparse: [0: 0.31, 13: -1e-4, 15: 2.5], dense: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6])
         let again = try LearnedRouterWeights.parse(json: router.json())
         #expect(again.dimensions == 16)
         #expect(again.bias == -0.12)
@@ -62,7 +62,8 @@ struct RoutingWeightsTests {
     @Test("the trainer's file reads, NaN metrics and nested metrics included")
     func trainerFile() throws {
         let json = """
-            {"version": 1, "dimensions": 8, "bias": -0.5, "sparse": {"3": 0.25}, "dense": [0, 0, 0, 0, 0, 0, 0],
+            {"version": 2, "dense_features": ["log_question_bytes", "mean_word_length", "statements", "log_math_symbols",
+             "log_numbers", "log_negations"], "dimensions": 8, "bias": -0.5, "sparse": {"3": 0.25}, "dense": [0, 0, 0, 0, 0, 0],
              "thresholds": {"0.1": 0.7, "0.9": 0.2}, "trained_on": "x", "strong": "s", "weak": "w", "held_out": [],
              "metrics": {"apgr": 0.6, "cv": {"apgr": NaN}, "evaluated_on": "held-out"}}
             """
@@ -82,12 +83,14 @@ struct RoutingWeightsTests {
                 return error
             }
         }
-        let dense = "\"dense\": [0, 0, 0, 0, 0, 0, 0]"
-        #expect(problem("{\"version\": 2, \"dimensions\": 8, \"bias\": 0, \"sparse\": {}, \(dense)}")?.field == "version")
-        #expect(problem("{\"version\": 1, \"dimensions\": 8, \"bias\": 0, \"sparse\": {}, \"dense\": [0]}")?.field == "dense")
-        #expect(problem("{\"version\": 1, \"dimensions\": 8, \"bias\": 0, \"sparse\": {\"8\": 1}, \(dense)}")?.field == "sparse")
-        #expect(problem("{\"version\": 1, \"dimensions\": 8, \"bias\": 0, \"sparse\": {\"x\": 1}, \(dense)}")?.field == "sparse")
-        #expect(problem("{\"version\": 1, \"dimensions\": 0, \"bias\": 0, \"sparse\": {}, \(dense)}")?.field == "dimensions")
+        let dense = "\"dense\": [0, 0, 0, 0, 0, 0]"
+        #expect(problem("{\"version\": 1, \"dimensions\": 8, \"bias\": 0, \"sparse\": {}, \(dense)}")?.field == "version")
+        #expect(problem("{\"version\": 2, \"dense_features\": [\"a\"], \"dimensions\": 8, \"bias\": 0, \"sparse\": {}, \(dense)}")?
+            .field == "dense_features")
+        #expect(problem("{\"version\": 2, \"dimensions\": 8, \"bias\": 0, \"sparse\": {}, \"dense\": [0]}")?.field == "dense")
+        #expect(problem("{\"version\": 2, \"dimensions\": 8, \"bias\": 0, \"sparse\": {\"8\": 1}, \(dense)}")?.field == "sparse")
+        #expect(problem("{\"version\": 2, \"dimensions\": 8, \"bias\": 0, \"sparse\": {\"x\": 1}, \(dense)}")?.field == "sparse")
+        #expect(problem("{\"version\": 2, \"dimensions\": 0, \"bias\": 0, \"sparse\": {}, \(dense)}")?.field == "dimensions")
         #expect(problem("not json") != nil)
     }
 }

@@ -42,7 +42,7 @@ struct ConfigTests {
               lb:   { strategy: loadbalance, models: [m], balance: weighted }          # or least_inflight
               safe: { strategy: fallback, models: [a, b] }
               cap:  { strategy: cheapest-capable, models: [a, b, c] }
-              auto: { strategy: learned, strong: a, weak: m, strong_share: 0.3 }
+              auto: { strategy: learned, strong: a, weak: m, strong_share: 0.3, calibrate_after: 500 }
             budgets:  [ { scope: team, name: platform, limit_usd: "5000", period: month } ]
             rate_limits: [ { scope: user, name: alice, rpm: 60, tpm: 200000 } ]
             webhooks: { url: "https://hooks.example.com/tollgate", secret: ${TOLLGATE_WEBHOOK_SECRET} }
@@ -78,7 +78,7 @@ struct ConfigTests {
             .init(name: "lb", strategy: .loadbalance(models: ["m"], balance: .weighted)),
             .init(name: "safe", strategy: .fallback(models: ["a", "b"])),
             .init(name: "cap", strategy: .cheapestCapable(models: ["a", "b", "c"])),
-            .init(name: "auto", strategy: .learned(strong: "a", weak: "m", strongShare: 0.3, weightsPath: nil)),
+            .init(name: "auto", strategy: .learned(strong: "a", weak: "m", strongShare: 0.3, weightsPath: nil, calibrateAfter: 500)),
         ])
         #expect(config.routes[3].models == ["a", "m"])
         #expect(config.budgets == [
@@ -253,6 +253,7 @@ struct ConfigTests {
         ("models:\n  - { name: m, provider: demo, context_window: 0 }", #"tollgate.yaml:2: models[0].context_window: expected a positive integer, got "0""#),
         ("models:\n  - name: m\n    provider: demo\n    price: { input_per_mtok: -1, output_per_mtok: 2 }", #"tollgate.yaml:4: models[0].price.input_per_mtok: expected a non-negative amount, got "-1""#),
         ("routes:\n  auto: { strategy: learned, strong: a, weak: b, strong_share: 1.5 }\nmodels: [{name: a, provider: demo}, {name: b, provider: demo}]", #"tollgate.yaml:2: routes.auto.strong_share: expected a number from 0 to 1, got "1.5""#),
+        ("routes:\n  auto: { strategy: learned, strong: a, weak: b, calibrate_after: -1 }\nmodels: [{name: a, provider: demo}, {name: b, provider: demo}]", #"tollgate.yaml:2: routes.auto.calibrate_after: expected an integer from 0 to 1000000, got "-1""#),
         // malformed URLs
         ("models:\n  - { name: m, provider: openai, base_url: ftp://example.com }", #"tollgate.yaml:2: models[0].base_url: expected an http or https URL with a host, got "ftp://example.com""#),
         ("models:\n  - { name: m, provider: openai, base_url: \"https://\" }", #"tollgate.yaml:2: models[0].base_url: expected an http or https URL with a host, got "https://""#),

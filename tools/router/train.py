@@ -29,7 +29,7 @@ DEFAULT_WEAK = "mixtral-8x7b-instruct-v0.1"
 
 DIMENSIONS = 1 << 18
 MAX_BYTES = 32768
-N_DENSE = 7
+N_DENSE = 6
 SHARES = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
 
 # ---------------------------------------------------------------------------------------------------------
@@ -37,9 +37,6 @@ SHARES = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
 # ---------------------------------------------------------------------------------------------------------
 _LOWER = bytes((b + 32) if 65 <= b <= 90 else b for b in range(256))
 _TOKEN_RE = re.compile(rb"[a-z0-9\x80-\xff]+")
-_PUNCT = frozenset(b"!\"#$%&'()*+,-./:;<=>?@[\\]^_{|}~`")
-_DIGIT_RE = re.compile(rb"[0-9]")
-_PUNCT_RE = re.compile(b"[" + re.escape(bytes(sorted(_PUNCT))) + b"]")
 _fnv_cache = {}
 
 
@@ -65,14 +62,79 @@ def fnv1a32(data):
     return h
 
 
-def text_bytes(text):
-    """The normalised bytes the features are computed on: UTF-8, first 32,768 bytes, ASCII A-Z lowered."""
-    return text.encode("utf-8", errors="replace")[:MAX_BYTES].translate(_LOWER)
+NEGATIONS = frozenset((b"not", b"except", b"least", b"false", b"incorrect", b"never", b"cannot", b"unlikely"))
+MATH_SYMBOLS = frozenset(b"=+^*/<>")
+DENSE_NAMES = ["log_question_bytes", "mean_word_length", "statements", "log_math_symbols", "log_numbers",
+               "log_negations"]
+
+
+def _letter(c):
+    return 65 <= c <= 90 or 97 <= c <= 122
+
+
+def _digit(c):
+    return 48 <= c <= 57
+
+
+def dense_features(raw):
+    """The 6 prompt statistics of FEATURES.md v2, on the first 32,768 UTF-8 bytes (case kept)."""
+    n = len(raw)
+    # the question: the bytes before the first line whose first non-blank bytes are "A.", "A)" or "(A)"
+    question = n
+    i = 0
+    while i < n:
+        j = i
+        while j < n and raw[j] in (32, 9):
+            j += 1
+        if raw.startswith(b"A.", j) or raw.startswith(b"A)", j) or raw.startswith(b"(A)", j):
+            question = i
+            break
+        k = raw.find(b"\n", i)
+        if k < 0:
+            break
+        i = k + 1
+    low = raw.translate(_LOWER)
+    statements = 1.0 if (b"statement 1" in low or b"scenario 1" in low) else 0.0
+    negations = low.count(b"n't")
+    words = letters = 0
+    i = 0
+    while i < n:
+        if not _letter(raw[i]):
+            i += 1
+            continue
+        j = i
+        while j < n and _letter(raw[j]):
+            j += 1
+        words += 1
+        letters += j - i
+        word = raw[i:j]
+        if word == b"II" or (word == b"I" and j + 1 < n and raw[j] == 46 and raw[j + 1] in (32, 9, 10, 13)):
+            statements = 1.0
+        if low[i:j] in NEGATIONS:
+            negations += 1
+        i = j
+    symbols = sum(1 for c in raw if c in MATH_SYMBOLS) + raw.count(b"sqrt")
+    numbers = 0
+    for i in range(n):
+        c = raw[i]
+        if _digit(c) and (i == 0 or not _digit(raw[i - 1])):
+            numbers += 1
+        elif c == 46 and 0 < i < n - 1 and _digit(raw[i - 1]) and _digit(raw[i + 1]):
+            numbers -= 1  # "3.14" is one number
+    return [
+        math.log1p(question),
+        letters / words if words else 0.0,
+        statements,
+        math.log1p(symbols),
+        math.log1p(numbers),
+        math.log1p(negations),
+    ]
 
 
 def features(text, dims=DIMENSIONS):
-    """Return (indices sorted ascending, values after log1p and L2 normalisation, dense list of 7)."""
-    b = text_bytes(text)
+    """Return (indices sorted ascending, values after log1p and L2 normalisation, dense list of 6)."""
+    raw = text.encode("utf-8", errors="replace")[:MAX_BYTES]
+    b = raw.translate(_LOWER)
     toks = _TOKEN_RE.findall(b)
     counts = {}
     for t in toks:
@@ -86,17 +148,7 @@ def features(text, dims=DIMENSIONS):
     norm = math.sqrt(sum(v * v for v in vals))
     if norm > 0:
         vals = [v / norm for v in vals]
-    n = len(b)
-    dense = [
-        math.log1p(n) / 10.0,
-        math.log1p(len(toks)) / 10.0,
-        len(_DIGIT_RE.findall(b)) / n if n else 0.0,
-        len(_PUNCT_RE.findall(b)) / n if n else 0.0,
-        min(1.0, b.count(b"\n") / 50.0),
-        1.0 if b"```" in b else 0.0,
-        min(1.0, b.count(b"?") / 5.0),
-    ]
-    return idx, vals, dense
+    return idx, vals, dense_features(raw)
 
 
 class Matrix:
@@ -232,11 +284,12 @@ def train_model(X, y, cfg, groups=None):
         uniq, inv, cnt = np.unique(g, return_inverse=True, return_counts=True)
         weight = 1.0 / cnt[inv]
     ls, ld, iters = cfg["lam_sparse"], cfg["lam_dense"], cfg.get("iters", 200)
-    ws, wd, b = fit(Xs, y, ls, ld, iters=iters, weight=weight)
     k = cfg["max_sparse"]
     if k == 0:
-        ws = np.zeros_like(ws)
+        # prompt statistics only: the hashed words are masked out of the fit
+        ws, wd, b = fit(Xs, y, ls, ld, mask=np.zeros(X.dims), iters=iters, weight=weight)
     else:
+        ws, wd, b = fit(Xs, y, ls, ld, iters=iters, weight=weight)
         nz = np.flatnonzero(np.abs(ws) >= 1e-4)
         if len(nz) > k:
             keep = nz[np.argsort(-np.abs(ws[nz]), kind="stable")[:k]]
@@ -349,7 +402,8 @@ def r8(x):
 def write_weights(path, ws, wd, b, thresholds, strong, weak, held_out, metrics_, trained_on):
     nz = np.flatnonzero(ws)
     doc = {
-        "version": 1,
+        "version": 2,
+        "dense_features": DENSE_NAMES,
         "dimensions": int(len(ws)),
         "bias": r8(b),
         "sparse": {str(int(i)): r8(ws[i]) for i in nz},
@@ -417,6 +471,14 @@ def parity_texts(dims):
         ("newlines_questions", "\n".join("Line %d? yes?" % i for i in range(60))),
         ("whitespace_only", " \t\r\n  \n\t "),
         ("hash_collision", "%s %s %s" % (c1, c2, c1)),
+        ("statements", "Statement 1 | Every group is abelian. Statement 2 | Z_4 is cyclic.\nA. True, True\n"
+                       "B. False, False\nC. True, False\nD. False, True\nAnswer:"),
+        ("roman_numerals", "Which are true?\nI. It can't rain.\nII. It is NOT cold, except at night.\n"
+                           "(A) I only\n(B) II only"),
+        ("option_indented", "Pick one, though cannot decide:\n   A) sqrt(16) = 4\n   B) 2^3 > 7 < 9"),
+        ("option_mid_line", "Is A. the answer? Or A) or (A)? None of these start a line: I.x IIx XII."),
+        ("numbers", "3.14.15 and 2.5, .5, 5., 1,000 and 007 then x2y3 at 12:30 on 2024-01-31"),
+        ("crlf_options", "Question with CRLF lines?\r\nA. yes\r\nB. no"),
         ("long_40kb", big),
     ]
 
@@ -440,7 +502,7 @@ def write_parity(path, weights_path):
             "score": score,
         })
     out = {
-        "about": "Expected features (FEATURES.md v1) and scores under the shipped weights; generated by "
+        "about": "Expected features (FEATURES.md v2) and scores under the shipped weights; generated by "
                  "tools/router/train.py. Compare to 1e-6.",
         "weights": os.path.relpath(weights_path, REPO),
         "dimensions": dims,
@@ -470,7 +532,8 @@ def group_folds(groups, k, seed):
 
 
 def cross_validate(X, texts, groups, ss, sw, cfg, k, seed):
-    """k-fold by group. Returns (mean of per-fold metrics, metrics of the pooled out-of-fold scores)."""
+    """k-fold by group. Returns (mean of per-fold metrics, metrics of the pooled out-of-fold scores, the
+    out-of-fold logits)."""
     garr = np.array(groups)
     y = (ss > sw).astype(np.float64)
     res = []
@@ -481,7 +544,29 @@ def cross_validate(X, texts, groups, ss, sw, cfg, k, seed):
         Xt = X.subset(te)
         oof[te] = Xt.logits(ws, wd, b)
         res.append(three_way(oof[te], [t for t, m in zip(texts, te) if m], ss[te], sw[te]))
-    return mean_metrics(res), three_way(oof, texts, ss, sw)
+    return mean_metrics(res), three_way(oof, texts, ss, sw), oof
+
+
+def half_splits(X, texts, groups, ss, sw, cfg, repeats, seed):
+    """Train on a random half of the groups and evaluate on the other half, `repeats` times: the spread a
+    router shows on groups it has never seen. Returns {router: [apgr per repeat]} and the same without the
+    largest group in the test halves (one group must not decide the verdict)."""
+    garr = np.array(groups)
+    uniq = sorted(set(groups))
+    largest = max(uniq, key=lambda g: int(np.sum(garr == g)))
+    y = (ss > sw).astype(np.float64)
+    rng = np.random.default_rng(seed)
+    out, out_wo = {}, {}
+    for _ in range(repeats):
+        test = [uniq[i] for i in rng.permutation(len(uniq))[: len(uniq) // 2]]
+        te = np.isin(garr, test)
+        ws, wd, b = train_model(X.subset(~te), y[~te], cfg, garr[~te])
+        logit = X.logits(ws, wd, b)
+        for target, mask in ((out, te), (out_wo, te & (garr != largest))):
+            t = [x for x, m in zip(texts, mask) if m]
+            for name, m in three_way(logit[mask], t, ss[mask], sw[mask]).items():
+                target.setdefault(name, []).append(m["apgr"])
+    return out, out_wo, largest
 
 
 def fmt_metrics(m):
@@ -496,19 +581,23 @@ def main():
     ap.add_argument("--eval-only", action="store_true", help="evaluate --weights on --data, no training")
     ap.add_argument("--weights", default=DEFAULT_OUT, help="weights file to evaluate (--eval-only)")
     ap.add_argument("--out", default=DEFAULT_OUT, help="where the trained weights go")
-    ap.add_argument("--parity", default=DEFAULT_PARITY)
+    ap.add_argument("--parity", default=DEFAULT_PARITY, help="parity fixtures to write (empty: none)")
     ap.add_argument("--lam-sparse", type=float, default=0.01)
-    ap.add_argument("--lam-dense", type=float, default=1e-3)
+    ap.add_argument("--lam-dense", type=float, default=0.01)
     ap.add_argument("--no-balance", action="store_true", help="do not give every subject the same weight")
     ap.add_argument("--exclude-groups", default="high_school_mathematics",
                     help="comma-separated groups left out of training and CV (reported separately); default: "
                          "high_school_mathematics, where GPT-4 scores 0.03 against Mixtral's 0.32 (a scoring "
                          "artefact of the source data that inverts the label)")
-    ap.add_argument("--max-sparse", type=int, default=20000)
-    ap.add_argument("--holdout-frac", type=float, default=0.2)
+    ap.add_argument("--max-sparse", type=int, default=0,
+                    help="hashed-word weights kept (0: prompt statistics only, the shipped default)")
+    ap.add_argument("--holdout-frac", type=float, default=0.0,
+                    help="share of the groups held out of training for a fixed held-out evaluation (default 0: "
+                         "the shipped router is trained on every subject; unseen subjects are judged by --repeats)")
+    ap.add_argument("--holdout-groups", default="", help="comma-separated groups held out (overrides --holdout-frac)")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--folds", type=int, default=5)
-    ap.add_argument("--variants", action="store_true", help="cross-validate a small grid of settings first")
+    ap.add_argument("--repeats", type=int, default=30, help="random half-splits of the groups to evaluate on")
     ap.add_argument("--json", action="store_true", help="--eval-only: print JSON")
     args = ap.parse_args()
     t0 = time.time()
@@ -542,7 +631,12 @@ def main():
         os.path.basename(args.data), len(texts), len(set(groups)), ", ".join(excluded) or "none", y.mean(),
         time.time() - t0))
 
-    held_out = group_split(groups, args.holdout_frac, args.seed)
+    if args.holdout_groups:
+        held_out = sorted(g for g in args.holdout_groups.split(",") if g)
+    elif args.holdout_frac > 0:
+        held_out = group_split(groups, args.holdout_frac, args.seed)
+    else:
+        held_out = []
     garr = np.array(groups)
     te = np.isin(garr, held_out)
     tr_texts = [t for t, m in zip(texts, te) if not m]
@@ -550,74 +644,70 @@ def main():
     Xtr = X.subset(~te)
     cfg = {"lam_sparse": args.lam_sparse, "lam_dense": args.lam_dense, "max_sparse": args.max_sparse,
            "balance": not args.no_balance}
+    metrics_ = {"config": cfg, "excluded_from_training": excluded}
 
-    if args.variants:
-        grid = []
-        for ls in (1e-3, 1e-2, 1e-1, 1.0):
-            for ld in (1e-3, 1e-1):
-                for bal in (False, True):
-                    grid.append({"lam_sparse": ls, "lam_dense": ld, "max_sparse": args.max_sparse, "balance": bal})
-        grid.append({"lam_sparse": 1.0, "lam_dense": 1e-3, "max_sparse": 0, "balance": True})
-        best = None
-        for g in grid:
-            cvm, cvp = cross_validate(Xtr, tr_texts, tr_groups, ss[~te], sw[~te], g, args.folds, args.seed)
-            print("  cv %-82s APGR pooled %.4f, per-fold %.4f ± %.4f" % (
-                json.dumps(g), cvp["learned"]["apgr"], cvm["learned"]["apgr"], cvm["learned"]["apgr_std"]))
-            if best is None or cvp["learned"]["apgr"] > best[0]:
-                best = (cvp["learned"]["apgr"], g)
-        cfg = best[1]
-        print("chosen by cross-validation on the training subjects: %s" % json.dumps(cfg))
+    halves = None
+    if args.repeats > 0:
+        # the verdict on unseen subjects: train on a random half of the subjects, evaluate on the other half
+        halves, halves_wo, largest = half_splits(Xtr, tr_texts, tr_groups, ss[~te], sw[~te], cfg, args.repeats,
+                                                 args.seed)
+        print("%d random half-splits of the %d training subjects (train on one half, evaluate on the other), "
+              "APGR:" % (args.repeats, len(set(tr_groups))))
+        for title, h in (("all test subjects", halves), ("without %s" % largest, halves_wo)):
+            print("  %-28s " % title + "   ".join("%s %.4f (min %.4f, > random in %d/%d)" % (
+                name, np.mean(v), np.min(v), int(np.sum(np.array(v) > 0.5 + 1e-9)), len(v))
+                for name, v in h.items() if name != "random"))
+        metrics_["half_splits"] = {
+            "repeats": args.repeats,
+            "apgr_mean": r8(np.mean(halves["learned"])), "apgr_min": r8(np.min(halves["learned"])),
+            "apgr_length_only_mean": r8(np.mean(halves["length"])),
+            "without": largest,
+            "apgr_mean_without": r8(np.mean(halves_wo["learned"])),
+            "apgr_length_only_mean_without": r8(np.mean(halves_wo["length"]))}
 
-    cvm, cv = cross_validate(Xtr, tr_texts, tr_groups, ss[~te], sw[~te], cfg, args.folds, args.seed)
+    cvm, cv, oof = cross_validate(Xtr, tr_texts, tr_groups, ss[~te], sw[~te], cfg, args.folds, args.seed)
     print_table("%d-fold cross-validation by subject on the %d training subjects, pooled out-of-fold scores:" % (
         args.folds, len(set(tr_groups))), cv)
     print_table("  the same, mean of per-fold metrics (APGR std over folds %.4f):" % cvm["learned"]["apgr_std"],
                 cvm)
+    metrics_["cv_by_subject"] = {"folds": args.folds, "apgr_pooled": r8(cv["learned"]["apgr"]),
+                                 "apgr_length_only_pooled": r8(cv["length"]["apgr"]),
+                                 "apgr_fold_mean": r8(cvm["learned"]["apgr"])}
 
     ws, wd, b = train_model(Xtr, y[~te], cfg, np.array(tr_groups))
-    tr_score = sigmoid(Xtr.logits(ws, wd, b))
-    thresholds = {s: float(np.quantile(tr_score, 1.0 - s)) for s in SHARES}
-    # held-out evaluation uses the weights exactly as written (rounded to 8 significant digits)
+    # thresholds from validation scores: the out-of-fold scores of the cross-validation, never the final
+    # model's scores on its own training prompts
+    thresholds = {s: float(np.quantile(sigmoid(oof), 1.0 - s)) for s in SHARES}
+    # every evaluation below uses the weights exactly as written (rounded to 8 significant digits)
     write_weights(args.out, ws, wd, b, thresholds, args.strong, args.weak, held_out, {}, "")
     doc, ws8, wd8, b8 = read_weights(args.out)
-    Xte = X.subset(te)
-    te_texts = [t for t, m in zip(texts, te) if m]
-    te_score = sigmoid(Xte.logits(ws8, wd8, b8))
-    res = three_way(te_score, te_texts, ss[te], sw[te])
-    print_table("held-out subjects %s:" % ", ".join(held_out), res)
-    realised = {("%.1f" % s): float(np.mean(te_score >= doc["thresholds"]["%.1f" % s])) for s in SHARES}
-    print("  realised strong share on held-out per threshold: " +
-          ", ".join("%s→%.2f" % (k, v) for k, v in realised.items()))
-
+    thresholds = {s: doc["thresholds"]["%.1f" % s] for s in SHARES}
+    if held_out:
+        te_texts = [t for t, m in zip(texts, te) if m]
+        te_score = sigmoid(X.subset(te).logits(ws8, wd8, b8))
+        res = three_way(te_score, te_texts, ss[te], sw[te])
+        print_table("held-out subjects %s:" % ", ".join(held_out), res)
+        realised = {("%.1f" % s): float(np.mean(te_score >= thresholds[s])) for s in SHARES}
+        print("  realised strong share on held-out per threshold: " +
+              ", ".join("%s→%.2f" % (k, v) for k, v in realised.items()))
+        m = res["learned"]
+        metrics_["held_out"] = {
+            "rows": m["n"], "apgr": r8(m["apgr"]), "cpt50": r8(m["cpt50"]), "cpt80": r8(m["cpt80"]),
+            "random_apgr": r8(res["random"]["apgr"]), "length_only_apgr": r8(res["length"]["apgr"]),
+            "realised_share": {k: r8(v) for k, v in realised.items()}}
     if ex_texts:
         ex_res = three_way(score_texts(ex_texts, ws8, wd8, b8), ex_texts, ex_ss, ex_sw)
         print_table("excluded groups %s (not trained on; PGR is inverted when strong < weak):" %
                     ", ".join(excluded), ex_res)
 
-    m = res["learned"]
-    metrics_ = {
-        "apgr": r8(m["apgr"]), "cpt50": r8(m["cpt50"]), "cpt80": r8(m["cpt80"]),
-        "q20": r8(m["q20"]), "q50": r8(m["q50"]), "q80": r8(m["q80"]),
-        "evaluated_on": "held-out subjects (%d rows)" % m["n"],
-        "random": {"apgr": r8(res["random"]["apgr"]), "cpt50": r8(res["random"]["cpt50"]),
-                   "cpt80": r8(res["random"]["cpt80"])},
-        "length_only": {"apgr": r8(res["length"]["apgr"]), "cpt50": r8(res["length"]["cpt50"]),
-                        "cpt80": r8(res["length"]["cpt80"])},
-        "cv_by_subject": {"folds": args.folds, "apgr_pooled": r8(cv["learned"]["apgr"]),
-                          "apgr_length_only_pooled": r8(cv["length"]["apgr"]),
-                          "apgr_fold_mean": r8(cvm["learned"]["apgr"])},
-        "excluded_from_training": excluded,
-        "realised_share_held_out": {k: r8(v) for k, v in realised.items()},
-        "config": cfg,
-    }
-    write_weights(args.out, ws8, wd8, b8, {s: doc["thresholds"]["%.1f" % s] for s in SHARES},
-                  args.strong, args.weak, held_out, metrics_,
+    write_weights(args.out, ws8, wd8, b8, thresholds, args.strong, args.weak, held_out, metrics_,
                   "%s (RouteLLM, Apache-2.0), %d subjects, %d rows" % (
                       os.path.basename(args.data), len(set(tr_groups)), len(tr_texts)))
-    write_parity(args.parity, args.out)
-    print("wrote %s (%d bytes, %d sparse weights) and %s in %.1fs" % (
+    if args.parity:
+        write_parity(args.parity, args.out)
+    print("wrote %s (%d bytes, %d sparse weights)%s in %.1fs" % (
         os.path.relpath(args.out), os.path.getsize(args.out), int(np.count_nonzero(ws8)),
-        os.path.relpath(args.parity), time.time() - t0))
+        (" and " + os.path.relpath(args.parity)) if args.parity else "", time.time() - t0))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ public struct LearnedRouterWeightsError: Error, Hashable, Sendable, CustomString
         case outOfRange(String)
         case wrongCount(expected: Int, found: Int)
         case notANumber(String)
+        case unknownFeatures([String])
     }
 
     public var field: String?
@@ -22,10 +23,12 @@ public struct LearnedRouterWeightsError: Error, Hashable, Sendable, CustomString
         let place = field.map { "router weights field \"\($0)\"" } ?? "router weights"
         let what = switch problem {
         case .notJSON(let detail): "are not a weights document: \(detail)"
-        case .unsupportedVersion(let version): "version \(version) is not supported (only 1)"
+        case .unsupportedVersion(let version): "version \(version) is not supported (only 2)"
         case .outOfRange(let text): "\(text) is out of range"
         case .wrongCount(let expected, let found): "must have \(expected) values, has \(found)"
         case .notANumber(let text): "\"\(text)\" is not a number"
+        case .unknownFeatures(let names):
+            "names \(names) but this gateway computes \(RouterFeatures.denseNames) (FEATURES.md v2)"
         }
         return place + ": " + what
     }
@@ -43,7 +46,7 @@ public struct RouteDecision: Sendable, Hashable {
     }
 }
 
-/// A logistic regression over `RouterFeatures`, as exported by `tools/router/train.py` (format v1 of
+/// A logistic regression over `RouterFeatures`, as exported by `tools/router/train.py` (format v2 of
 /// `tools/router/FEATURES.md`).
 public struct LearnedRouterWeights: Sendable {
     /// The largest feature space accepted: the weights live in one array of this many entries.
@@ -63,6 +66,8 @@ public struct LearnedRouterWeights: Sendable {
 
     /// One weight per feature index, zero where the file has none: a lookup per key on the request path.
     private var sparseTable: [Double]
+    /// Whether any hashed-word weight is non-zero; without one, a prompt's words are not hashed at all.
+    private var hasSparse: Bool
 
     /// The non-zero sparse weights, by feature index.
     public var sparse: [Int: Double] {
@@ -91,6 +96,7 @@ public struct LearnedRouterWeights: Sendable {
             throw LearnedRouterWeightsError(field: "thresholds", problem: .outOfRange(String(share)))
         }
         self.sparseTable = table
+        self.hasSparse = !sparse.values.allSatisfy { $0 == 0 }
         self.bias = bias
         self.dense = dense
         self.thresholds = thresholds.sorted { $0.share < $1.share }
@@ -101,7 +107,7 @@ public struct LearnedRouterWeights: Sendable {
         self.metrics = metrics
     }
 
-    /// Reads a weights file (JSON, format v1).
+    /// Reads a weights file (JSON, format v2).
     public static func parse(json: [UInt8]) throws(LearnedRouterWeightsError) -> LearnedRouterWeights {
         let document: WeightsDocument
         let decoder = JSONDecoder()
@@ -112,8 +118,11 @@ public struct LearnedRouterWeights: Sendable {
         } catch {
             throw LearnedRouterWeightsError(problem: .notJSON(String(describing: error)))
         }
-        guard document.version == 1 else {
+        guard document.version == 2 else {
             throw LearnedRouterWeightsError(field: "version", problem: .unsupportedVersion(document.version))
+        }
+        if let names = document.dense_features, names != RouterFeatures.denseNames {
+            throw LearnedRouterWeightsError(field: "dense_features", problem: .unknownFeatures(names))
         }
         var sparse: [Int: Double] = [:]
         sparse.reserveCapacity(document.sparse.count)
@@ -132,14 +141,14 @@ public struct LearnedRouterWeights: Sendable {
             heldOut: document.held_out ?? [], metrics: document.metrics?.values ?? [:])
     }
 
-    /// The weights as a format v1 JSON document, keys sorted.
+    /// The weights as a format v2 JSON document, keys sorted.
     public func json() -> [UInt8] {
         var sparse: [String: Double] = [:]
         for (index, weight) in sparseTable.enumerated() where weight != 0 { sparse[String(index)] = weight }
         var thresholds: [String: Double] = [:]
         for (share, threshold) in self.thresholds { thresholds[String(share)] = threshold }
         let document = WeightsDocument(
-            version: 1, dimensions: dimensions, bias: bias, sparse: sparse, dense: dense, thresholds: thresholds,
+            version: 2, dense_features: RouterFeatures.denseNames, dimensions: dimensions, bias: bias, sparse: sparse, dense: dense, thresholds: thresholds,
             trained_on: trainedOn, strong: strong, weak: weak, held_out: heldOut, metrics: LenientNumbers(values: metrics))
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
@@ -149,7 +158,8 @@ public struct LearnedRouterWeights: Sendable {
 
     /// The predicted probability that the strong model is needed for `text`.
     public func score(text: String) -> Double {
-        score(PromptScan(text: text, dimensions: dimensions))
+        var text = text
+        return text.withUTF8 { score(PromptScan(bytes: $0, dimensions: dimensions, hashing: hasSparse)) }
     }
 
     public func score(features: RouterFeatures) -> Double {
@@ -196,6 +206,7 @@ public struct LearnedRouterWeights: Sendable {
 /// The JSON shape of FEATURES.md; field names as written there.
 private struct WeightsDocument: Codable {
     var version: Int
+    var dense_features: [String]?
     var dimensions: Int
     var bias: Double
     var sparse: [String: Double]

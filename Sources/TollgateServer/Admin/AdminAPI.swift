@@ -44,6 +44,7 @@ struct AdminAPI: Sendable {
     let clock: GatewayClock
     let models: ModelRegistry
     let health: DeploymentHealth
+    let calibrations: RouterCalibrations
     let ledger: LedgerWriter
     let adminKeyHash: [UInt8]
     let databaseKind: String
@@ -239,9 +240,18 @@ struct AdminAPI: Sendable {
                 ("last_failure_at", .time(entry?.lastFailureAt)),
             ])
         }
+        let calibration = calibrations.snapshot()
         rows += models.routes.values.sorted { $0.name < $1.name }.map { route in
-            .object([("name", .string(route.name)), ("kind", .string("route")),
-                     ("models", .array(route.models.map(JSONValue.string)))])
+            var fields: [(String, JSONValue)] = [("name", .string(route.name)), ("kind", .string("route")),
+                                                 ("models", .array(route.models.map(JSONValue.string)))]
+            if case .learned(_, _, let share, _, let after) = route.strategy {
+                let state = calibration[route.name]
+                // the threshold in force: calibrated on recent decisions once `calibrate_after` are in
+                fields += [("strong_share", .double(share ?? 0.5)), ("calibrate_after", .int(after)),
+                           ("decisions_seen", .int(state?.samples ?? 0)),
+                           ("calibrated_threshold", state?.threshold.map(JSONValue.double) ?? .null)]
+            }
+            return .object(fields)
         }
         return rows
     }

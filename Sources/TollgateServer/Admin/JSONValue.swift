@@ -8,6 +8,8 @@ indirect enum JSONValue: Sendable, Equatable {
     case null
     case bool(Bool)
     case int(Int)
+    /// A ratio or score (never money): written as Swift's shortest round-trip text; null when not finite.
+    case double(Double)
     case string(String)
     case array([JSONValue])
     case object([(String, JSONValue)])
@@ -30,6 +32,7 @@ indirect enum JSONValue: Sendable, Equatable {
         case .null: out += "null"
         case .bool(let value): out += value ? "true" : "false"
         case .int(let value): out += String(value)
+        case .double(let value): out += value.isFinite ? String(value) : "null"
         case .string(let value): out += JSONString.quoted(value)
         case .array(let values):
             out += "["

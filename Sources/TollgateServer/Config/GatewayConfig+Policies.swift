@@ -11,7 +11,7 @@ extension GatewayConfig.RouteConfig {
     init(name: String, _ node: ConfigNode, modelNames: Set<String>) throws(ConfigError) {
         guard !modelNames.contains(name) else { throw node.failure("a route cannot have the name of a model") }
         let fields = try node.mapping(allowing: [
-            "strategy", "models", "strong", "weak", "strong_share", "balance", "weights",
+            "strategy", "models", "strong", "weak", "strong_share", "balance", "weights", "calibrate_after",
         ])
         func model(_ node: ConfigNode) throws(ConfigError) -> String {
             let model = try node.nonEmptyText()
@@ -26,9 +26,10 @@ extension GatewayConfig.RouteConfig {
             strategy = .learned(strong: try model(fields.required("strong")),
                                 weak: try model(fields.required("weak")),
                                 strongShare: try fields.fraction("strong_share"),
-                                weightsPath: try fields.string("weights"))
+                                weightsPath: try fields.string("weights"),
+                                calibrateAfter: try fields.integer("calibrate_after", in: 0...1_000_000) ?? 200)
         case .cheapestCapable, .fallback, .loadbalance:
-            try fields.refuse(["strong", "weak", "strong_share", "weights"], because: reason)
+            try fields.refuse(["strong", "weak", "strong_share", "weights", "calibrate_after"], because: reason)
             let list = try fields.required("models")
             let models = try list.list().map { node throws(ConfigError) in try model(node) }
             guard !models.isEmpty else { throw list.failure("expected at least one model") }

@@ -220,7 +220,7 @@ extension GatewayConfig {
         /// Every model this route can send a request to: a key allowed the route may reach them all.
         public var models: [String] {
             switch strategy {
-            case .learned(let strong, let weak, _, _): [strong, weak]
+            case .learned(let strong, let weak, _, _, _): [strong, weak]
             case .cheapestCapable(let models), .fallback(let models), .loadbalance(let models, _): models
             }
         }
@@ -229,7 +229,9 @@ extension GatewayConfig {
     public enum RouteStrategy: Hashable, Sendable {
         /// A trained router picks `strong` or `weak` per request; `strongShare` (0…1) sets the share sent to
         /// `strong`, and `weightsPath` a router other than the one shipped.
-        case learned(strong: String, weak: String, strongShare: Double?, weightsPath: String?)
+        /// `calibrateAfter` decisions in, the threshold follows the scores of the latest 2,000 decisions so that
+        /// `strongShare` holds on this gateway's traffic (0: the weights' stored thresholds, always).
+        case learned(strong: String, weak: String, strongShare: Double?, weightsPath: String?, calibrateAfter: Int = 200)
         /// The cheapest of `models` that has what the request needs (tools, vision, JSON, context).
         case cheapestCapable(models: [String])
         /// `models` in order, the next one tried when one fails before the first byte.

@@ -20,6 +20,7 @@ final class Gateway: Sendable {
     let budgets: BudgetLedger
     let clock: GatewayClock
     let health = DeploymentHealth()
+    let calibrations: RouterCalibrations
     let ledger: LedgerWriter
     let pools: UpstreamPools
     let settings: ProxySettings
@@ -28,6 +29,7 @@ final class Gateway: Sendable {
     init(models: ModelRegistry, keys: KeyIndex, admission: Admission, budgets: BudgetLedger, clock: GatewayClock, ledger: LedgerWriter, pools: UpstreamPools, settings: ProxySettings,
          logger: Logger) {
         self.models = models
+        self.calibrations = RouterCalibrations(routes: models.routes.values)
         self.keys = keys
         self.admission = admission
         self.budgets = budgets

@@ -102,7 +102,7 @@ enum RoutePlanner {
                 ? "cheapest-capable"
                 : "capability: " + needs.missingWords.joined(separator: ", ")
             return RoutePlan(candidates: ordered, reason: reason, baseline: all.max { typicalCost($0) < typicalCost($1) })
-        case .learned(let strong, let weak, _, _):
+        case .learned(let strong, let weak, _, _, _):
             // The model not chosen stays as the fallback.
             let decision = learned ?? RouteDecision(useStrong: true, score: 1)
             let score = (decision.score * 100).rounded() / 100

@@ -220,11 +220,14 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
                                        + (exchange.fields.maxOutputTokens ?? 0))
             var random = SystemRandomNumberGenerator()
             var decision: RouteDecision?
-            if case .learned(_, _, let share, _) = route.strategy, let router = gateway.models.routers[route.name] {
+            if case .learned(_, _, let share, _, _) = route.strategy, let router = gateway.models.routers[route.name] {
                 let text = body.withUnsafeReadableBytes { bytes in
                     exchange.clientFormat == .anthropic ? PromptText.anthropic(bytes) : PromptText.openAI(bytes)
                 }
-                decision = router.decide(text: text, strongShare: share ?? 0.5)
+                let score = router.score(text: text)
+                let threshold = gateway.calibrations.record(route: route.name, score: score)
+                    ?? router.threshold(forStrongShare: share ?? 0.5)
+                decision = RouteDecision(useStrong: score >= threshold, score: score)
             }
             let plan: RoutePlan
             do {
