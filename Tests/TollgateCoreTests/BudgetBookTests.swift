@@ -442,6 +442,8 @@ struct BudgetBookTests {
                     open[id] = (BudgetCharge(usd: amount, tokens: tokens), window)
                 case .exhausted:
                     refused += 1
+                case .needsLease(let needs):
+                    Issue.record("no budget is shared here, yet \(needs) needs a lease")
                 case .unknownBudget(let id):
                     Issue.record("unknown budget \(id)")
                 }

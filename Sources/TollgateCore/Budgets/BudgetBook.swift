@@ -102,6 +102,9 @@ public struct BudgetBook: Sendable {
             let mode = state.definition.mode
             let charge = mode == .estimate ? (claim.estimate ?? claim.worstCase) : claim.worstCase
             guard state.fits(charge, downgraded: claim.downgraded) else { return .exhausted(state.snapshot) }
+            if let lease = state.lease, !lease.covers(state.reserved(in: state.definition.limit) + charge.amount(in: state.definition.limit)) {
+                return .needsLease(leaseNeeds(claim, now: now))
+            }
             holds.append(Reservation.Hold(budgetID: id, windowTag: state.windowTag, charge: charge, mode: mode))
         }
         for hold in holds {
@@ -132,6 +135,13 @@ public struct BudgetBook: Sendable {
             state.reservedTokens -= hold.charge.tokens
             state.spentUSD += actual.usd
             state.spentTokens += actual.tokens
+            if state.lease != nil {
+                let amount = actual.amount(in: state.definition.limit)
+                state.lease?.uncommitted += amount
+                if amount > 0 {
+                    events.append(.spentOnLease(budgetID: hold.budgetID, windowStart: state.window.start, amount: amount))
+                }
+            }
             if state.definition.limit.counts(nonZero: actual),
                let overshoot = state.overshoot(downgraded: reservation.downgraded) {
                 events.append(.overspent(budgetID: hold.budgetID, by: overshoot))
@@ -188,14 +198,17 @@ public struct BudgetBook: Sendable {
 
     // MARK: Internals
 
-    private mutating func nextSerial() -> UInt64 {
+    mutating func nextSerial() -> UInt64 {
         lastSerial += 1
         return lastSerial
     }
 
-    private mutating func rollForward(_ id: String, now: Date) {
+    mutating func rollForward(_ id: String, now: Date) {
         guard let state = budgets[id], state.window.hasEnded(at: now) else { return }
-        budgets[id] = BudgetState(definition: state.definition, now: now, windowTag: nextSerial())
+        var fresh = BudgetState(definition: state.definition, now: now, windowTag: nextSerial())
+        // A shared budget stays shared; its lease was for the window that ended.
+        if state.lease != nil { fresh.lease = FleetLease() }
+        budgets[id] = fresh
     }
 }
 
@@ -226,6 +239,9 @@ public enum ReserveDecision: Hashable, Sendable {
     case exhausted(BudgetSnapshot)
     /// The chain names a budget the book does not hold: nothing was reserved.
     case unknownBudget(id: String)
+    /// Nothing was reserved: the claim fits these shared budgets' limits but not what this instance holds of
+    /// them; a larger lease from the fleet's store may let it through.
+    case needsLease([LeaseNeed])
 }
 
 public enum BudgetEvent: Hashable, Sendable {
@@ -233,6 +249,9 @@ public enum BudgetEvent: Hashable, Sendable {
     case softThresholdCrossed(budgetID: String, at: Date)
     /// Spent passed the cap (plus grace, for a downgraded request) by this much after a settlement.
     case overspent(budgetID: String, by: BudgetAmount)
+    /// A shared budget was charged this much (in its unit) from this instance's lease: owed to the shared
+    /// store, with the ledger row that caused it.
+    case spentOnLease(budgetID: String, windowStart: Date, amount: Int64)
 }
 
 struct BudgetState: Sendable {
@@ -244,6 +263,8 @@ struct BudgetState: Sendable {
     var reservedUSD = Nanodollars.zero
     var reservedTokens = 0
     var softThresholdCrossedAt: Date?
+    /// Set when the budget is shared by a fleet: what this instance holds of it (BudgetBook+Leases.swift).
+    var lease: FleetLease?
 
     init(definition: BudgetDefinition, now: Date, windowTag: UInt64) {
         self.definition = definition

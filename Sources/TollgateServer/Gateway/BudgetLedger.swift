@@ -153,7 +153,7 @@ final class BudgetLedger: Sendable {
 
     private static func budgetID(of event: BudgetEvent) -> String? {
         switch event {
-        case .softThresholdCrossed(let id, _), .overspent(let id, _): id
+        case .softThresholdCrossed(let id, _), .overspent(let id, _), .spentOnLease(let id, _, _): id
         }
     }
 
@@ -182,6 +182,8 @@ final class BudgetLedger: Sendable {
             }
         case .overspent(let id, let by):
             logger.warning("budget \(id) went over its limit by \(by) (estimate mode, or a usage above the bound)")
+        case .spentOnLease:
+            break
         }
     }
 }

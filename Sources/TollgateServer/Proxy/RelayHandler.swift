@@ -425,6 +425,10 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         case .unknownBudget(let id):
             refuse(exchange, .internalError("budget \(id) is not loaded"), record: true)
             return false
+        case .needsLease(let needs):
+            // no budget is shared yet: the fleet's lease manager comes with PostgreSQL
+            refuse(exchange, .internalError("budget \(needs.first?.budgetID ?? "?") needs a lease"), record: true)
+            return false
         case .exhausted(let snapshot):
             if snapshot.definition.onExhaust == .downgrade,
                let target = gateway.models.downgradeTarget(for: deployment, allowed: key.mayUse) {
