@@ -21,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: []),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         .target(
@@ -38,6 +39,10 @@ let package = Package(
                 "TollgateCore",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "GRDBSQLite", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -66,13 +71,18 @@ let package = Package(
             dependencies: [
                 "TollgateCore",
                 "TollgateServer",
+                "TollgateStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "TollgateCoreTests", dependencies: ["TollgateCore"], swiftSettings: swiftSettings),
         .testTarget(name: "TollgateProvidersTests", dependencies: ["TollgateProviders"], swiftSettings: swiftSettings),
-        .testTarget(name: "TollgateStoreTests", dependencies: ["TollgateStore"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "TollgateStoreTests",
+            dependencies: ["TollgateStore", .product(name: "PostgresNIO", package: "postgres-nio")],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "TollgateServerTests", dependencies: ["TollgateServer"], swiftSettings: swiftSettings),
     ]
 )

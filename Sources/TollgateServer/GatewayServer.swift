@@ -29,7 +29,7 @@ public struct ServeOptions: Sendable {
 public enum StartupError: Error, CustomStringConvertible {
     case unpricedModel(String)
     case badBaseURL(model: String, url: String)
-    case unsupportedDatabase(String)
+    case database(String)
     case catalogue(String)
     case badWebhookURL(String)
     case routerWeights(route: String, detail: String)
@@ -40,7 +40,7 @@ public enum StartupError: Error, CustomStringConvertible {
         case .unpricedModel(let model):
             "model '\(model)' has no price in the catalogue: give it `price: { input_per_mtok: …, output_per_mtok: … }`, or `price: free` for a self-hosted model"
         case .badBaseURL(let model, let url): "model '\(model)': base_url '\(url)' is not an http(s) URL with a host"
-        case .unsupportedDatabase(let url): "database '\(url)' is not supported yet: use sqlite:PATH"
+        case .database(let message): message
         case .catalogue(let message): "the price catalogue shipped with Tollgate is broken: \(message)"
         case .badWebhookURL(let url): "webhooks.url '\(url)' is not an http(s) URL with a host"
         case .routerWeights(let route, let detail): "routes.\(route).weights: \(detail)"
@@ -69,7 +69,8 @@ public enum GatewayServer {
         let deployments = try buildDeployments(config: config, catalog: catalog, demo: options.demo,
                                                useEnvironmentProviders: options.configPath == nil, environment: environment,
                                                logger: logger)
-        let store = try openStore(config.database.url)
+        let location = try storeLocation(config.database.url)
+        let store = try openStore(location, logger: logger)
         let adminKeyHash = try adminKey(store: store, environment: environment, logger: logger)
 
         let ledger = LedgerWriter(store: store, flushInterval: .milliseconds(config.ledger.flushMs))
@@ -102,7 +103,7 @@ public enum GatewayServer {
 
         let admin = AdminAPI(store: store, keys: keys, budgets: budgets, clock: clock, models: gateway.models,
                              health: gateway.health, calibrations: gateway.calibrations, ledger: ledger, adminKeyHash: adminKeyHash,
-                             databaseKind: config.database.url.hasPrefix("postgres") ? "postgres" : "sqlite")
+                             databaseKind: location.kind)
         try admin.loadKeys()
         let router = Router(context: BasicRequestContext.self)
         admin.addRoutes(to: router)
@@ -129,6 +130,7 @@ public enum GatewayServer {
         try await serviceGroup.run()
         expiry.cancel()
         await gateway.pools.closeAll()
+        store.close()
         logger.info("Tollgate stopped; ledger flushed")
     }
 
@@ -247,12 +249,33 @@ public enum GatewayServer {
                           timeouts: UpstreamTimeouts(model.timeouts?.applied(to: serverTimeouts) ?? serverTimeouts))
     }
 
-    static func openStore(_ url: String) throws -> any Store {
-        if url.hasPrefix("sqlite:") {
-            let path = String(url.dropFirst("sqlite:".count))
-            return try SQLiteStore(path: path.hasPrefix("//") ? String(path.dropFirst(2)) : path)
+    static func storeLocation(_ url: String) throws -> StoreLocation {
+        do {
+            return try StoreLocation(url: url)
+        } catch let error as StoreError {
+            throw StartupError.database(Self.message(error))
         }
-        throw StartupError.unsupportedDatabase(url)
+    }
+
+    /// Opens and migrates the store; an unreachable PostgreSQL stops the start with one line naming its
+    /// host and port.
+    static func openStore(_ location: StoreLocation, logger: Logger) throws -> any Store {
+        do {
+            let store = try location.open(migrate: false, logger: logger)
+            for migration in try store.migrate() {
+                logger.notice("database \(location): applied migration \(migration)")
+            }
+            return store
+        } catch let error as StoreError {
+            throw StartupError.database(Self.message(error))
+        }
+    }
+
+    private static func message(_ error: StoreError) -> String {
+        switch error {
+        case .unavailable(let message), .invalid(let message): message
+        case .duplicate, .notFound: "database: \(error)"
+        }
     }
 
     /// The admin key's SHA-256: from `TOLLGATE_ADMIN_KEY`, else the one generated on the first start

@@ -6,11 +6,11 @@ import TollgateCore
 /// The embedded store: one SQLite file in WAL mode. Times are stored as INTEGER milliseconds since 1970
 /// (UTC), money as INTEGER nano-dollars.
 public final class SQLiteStore: Store {
-    private let database: any DatabaseWriter
+    let database: any DatabaseWriter
 
-    /// Opens (creating if needed) and migrates the database at `path`; `":memory:"` gives a private
-    /// in-memory database.
-    public init(path: String) throws {
+    /// Opens (creating if needed) and, unless told not to, migrates the database at `path`; `":memory:"`
+    /// gives a private in-memory database.
+    public init(path: String, migrate: Bool = true) throws {
         var configuration = Configuration()
         configuration.label = "tollgate"
         // Other processes (a `sqlite3` shell, a backup) may hold the lock for a moment.
@@ -23,14 +23,15 @@ public final class SQLiteStore: Store {
         } else {
             database = try DatabasePool(path: path, configuration: configuration)
         }
-        try migrate()
+        if migrate { try self.migrate() }
     }
 
     public static func inMemory() throws -> SQLiteStore {
         try SQLiteStore(path: ":memory:")
     }
 
-    public func migrate() throws {
+    @discardableResult
+    public func migrate() throws -> [String] {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in
             try db.execute(sql: """
@@ -136,7 +137,40 @@ public final class SQLiteStore: Store {
                 CREATE INDEX requests_by_key_time ON requests(key_id, created_at);
                 """)
         }
+        migrator.registerMigration("v4-fleet") { db in
+            try db.execute(sql: """
+                CREATE TABLE budget_usage (
+                    budget_id TEXT NOT NULL,
+                    window_start INTEGER NOT NULL,
+                    spent INTEGER NOT NULL DEFAULT 0,
+                    leased INTEGER NOT NULL DEFAULT 0,
+                    PRIMARY KEY (budget_id, window_start)
+                );
+                CREATE TABLE budget_leases (
+                    budget_id TEXT NOT NULL,
+                    window_start INTEGER NOT NULL,
+                    instance TEXT NOT NULL,
+                    amount INTEGER NOT NULL,
+                    expires_at INTEGER NOT NULL,
+                    PRIMARY KEY (budget_id, window_start, instance)
+                );
+                CREATE INDEX budget_leases_by_instance ON budget_leases(instance);
+                CREATE INDEX budget_leases_by_expiry ON budget_leases(expires_at);
+                CREATE TABLE changes (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    kind TEXT NOT NULL,
+                    subject TEXT NOT NULL,
+                    at INTEGER NOT NULL
+                );
+                """)
+        }
+        let before = try database.read { db in try migrator.appliedIdentifiers(db) }
         try migrator.migrate(database)
+        return migrator.migrations.filter { !before.contains($0) }
+    }
+
+    public func ping() throws {
+        _ = try database.read { db in try Int.fetchOne(db, sql: "SELECT 1") }
     }
 
     static let defaultOrgName = "default"
@@ -261,6 +295,7 @@ public final class SQLiteStore: Store {
             } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_FOREIGNKEY {
                 throw StoreError.invalid("key \(key.id) names a user, team or org that does not exist")
             }
+            try Self.recordChange(db, .key, key.id)
         }
     }
 
@@ -278,6 +313,7 @@ public final class SQLiteStore: Store {
             let id: String = row["id"]
             try db.execute(sql: "UPDATE keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
                            arguments: [time.epochMilliseconds, id])
+            try Self.recordChange(db, .key, id)
             let updated = try Row.fetchOne(db, sql: "SELECT * FROM keys WHERE id = ?", arguments: [id])!
             return try KeyRecord(row: updated)
         }
@@ -327,6 +363,7 @@ public final class SQLiteStore: Store {
                     stored.softThresholdWindowStart?.epochMilliseconds, stored.createdAt.epochMilliseconds,
                     stored.updatedAt.epochMilliseconds,
                 ])
+            try Self.recordChange(db, .budget, stored.id)
             return try Row.fetchOne(db, sql: "SELECT * FROM budgets WHERE id = ?", arguments: [stored.id]).map(BudgetRecord.init(row:))!
         }
     }
@@ -341,6 +378,7 @@ public final class SQLiteStore: Store {
         try database.write { db in
             try db.execute(sql: "DELETE FROM budgets WHERE id = ?", arguments: [id])
             guard db.changesCount > 0 else { throw StoreError.notFound(entity: "budget", reference: id) }
+            try Self.recordChange(db, .budget, id)
         }
     }
 
@@ -376,9 +414,10 @@ public final class SQLiteStore: Store {
         }
     }
 
-    public func appendLedger(_ rows: [LedgerRecord]) throws {
-        guard !rows.isEmpty else { return }
+    public func appendLedger(_ rows: [LedgerRecord], settling settlements: [LeaseSettlement]) throws {
+        guard !rows.isEmpty || !settlements.isEmpty else { return }
         try database.write { db in
+            var alreadyStored: Set<String> = []
             let statement = try db.cachedStatement(sql: Self.insertRequestSQL)
             // Bound through SQLite's C API: GRDB's boxed arguments cost more than the insert itself, and
             // this is the writer that keeps up with the whole request rate.
@@ -392,40 +431,36 @@ public final class SQLiteStore: Store {
                 bind.int(row.usage.inputTokens); bind.int(row.usage.cachedInputTokens); bind.int(row.usage.cacheWriteTokens)
                 bind.int(row.usage.outputTokens); bind.int(row.usage.reasoningTokens); bind.bool(row.usageEstimated)
                 bind.int(row.cost.value); bind.int(row.baselineCost?.value); bind.int(row.status); bind.int(row.latencyMs)
-                bind.int(row.ttftMs); bind.bool(row.stream); bind.text(row.tags.isEmpty ? nil : JSONText.array(row.tags))
+                bind.int(row.ttftMs); bind.bool(row.stream); bind.text(row.tags.isEmpty ? nil : JSONText.array(row.tags.map(\.withoutNUL)))
                 bind.bool(row.agentic); bind.text(row.route); bind.text(row.routeReason); bind.text(row.error)
                 let result = sqlite3_step(handle)
                 guard result == SQLITE_DONE else {
                     throw DatabaseError(resultCode: ResultCode(rawValue: result), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
                 }
+                if sqlite3_changes(db.sqliteConnection) == 0 { alreadyStored.insert(row.id) }
             }
             sqlite3_reset(handle)
             sqlite3_clear_bindings(handle)
+            for settlement in try LeaseRules.merged(settlements, alreadyStored: alreadyStored) {
+                try Self.settle(db, settlement)
+            }
         }
     }
 
-    /// The cursor is `<created_at ms>:<id>` of the last row handed out; the next page starts strictly
-    /// after it in (created_at desc, id desc) order, so rows written meanwhile never shift a page.
     public func ledgerPage(limit: Int, cursor: String?) throws -> LedgerPage {
         guard limit > 0 else { throw StoreError.invalid("limit must be at least 1") }
         var sql = "SELECT * FROM requests"
         var arguments: StatementArguments = []
-        if let cursor {
-            guard let separator = cursor.firstIndex(of: ":"),
-                  let milliseconds = Int64(cursor[..<separator]) else {
-                throw StoreError.invalid("cursor \(cursor) is not one this server handed out")
-            }
+        if let cursor = try cursor.map(LedgerCursor.init) {
             sql += " WHERE (created_at, id) < (?, ?)"
-            arguments += [milliseconds, String(cursor[cursor.index(after: separator)...])]
+            arguments += [cursor.milliseconds, cursor.id]
         }
         sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
         arguments += [limit + 1]
         let fetched = try database.read { db in
             try Row.fetchAll(db, sql: sql, arguments: arguments).map { try LedgerRecord(row: $0) }
         }
-        let rows = Array(fetched.prefix(limit))
-        let next = fetched.count > limit ? rows.last.map { "\($0.createdAt.epochMilliseconds):\($0.id)" } : nil
-        return LedgerPage(rows: rows, next: next)
+        return LedgerPage(fetched: fetched, limit: limit)
     }
 
     /// `group_by=tag` counts a request once under each distinct tag it carries; untagged requests appear in
@@ -508,6 +543,15 @@ extension Date {
 
     /// Now, at the precision the store keeps, so that a record returned equals the record read back.
     static var nowInMilliseconds: Date { Date(epochMilliseconds: Date().epochMilliseconds) }
+}
+
+extension String {
+    /// PostgreSQL text cannot hold U+0000, and SQLite cuts a bound C string at it: a ledger row carrying
+    /// one (a model name sent as "a\u0000b") is stored with U+FFFD in its place by both stores, rather
+    /// than refused (a batch refused for ever) or cut short.
+    var withoutNUL: String {
+        utf8.contains(0) ? replacingOccurrences(of: "\u{0}", with: "\u{FFFD}") : self
+    }
 }
 
 /// JSON arrays of strings, written by hand because the ledger writes one per tagged request and
@@ -609,7 +653,7 @@ struct Binder {
     mutating func text(_ value: String?) {
         column += 1
         guard let value else { sqlite3_bind_null(handle, column); return }
-        sqlite3_bind_text(handle, column, value, -1, Self.transient)
+        sqlite3_bind_text(handle, column, value.withoutNUL, -1, Self.transient)
     }
 
     mutating func int(_ value: Int64?) {

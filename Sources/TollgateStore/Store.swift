@@ -7,6 +7,8 @@ public enum StoreError: Error, Equatable, Sendable {
     /// An entity named by id or name does not exist (HTTP 404).
     case notFound(entity: String, reference: String)
     case invalid(String)
+    /// The database cannot be reached (HTTP 503). The message names the server, never a password.
+    case unavailable(String)
 }
 
 /// Cursor-paged slice of the ledger, newest first.
@@ -15,6 +17,35 @@ public struct LedgerPage: Sendable {
     /// Opaque: pass back as `cursor` for the next (older) page; `nil` at the end.
     public var next: String?
     public init(rows: [LedgerRecord], next: String?) { self.rows = rows; self.next = next }
+
+    /// The page of at most `limit` rows out of `fetched` (read with a limit of `limit + 1`, so that one
+    /// more row tells whether there is a next page).
+    init(fetched: [LedgerRecord], limit: Int) {
+        let rows = Array(fetched.prefix(limit))
+        self.init(rows: rows, next: fetched.count > limit ? rows.last.map(LedgerCursor.init(after:))?.text : nil)
+    }
+}
+
+/// Where the next ledger page starts: `<created_at ms>:<id>` of the last row handed out. The next page
+/// starts strictly after it in (created_at desc, id desc) order, so rows written meanwhile never shift a page.
+struct LedgerCursor {
+    var milliseconds: Int64
+    var id: String
+
+    init(after row: LedgerRecord) {
+        milliseconds = row.createdAt.epochMilliseconds
+        id = row.id
+    }
+
+    init(_ text: String) throws {
+        guard let separator = text.firstIndex(of: ":"), let milliseconds = Int64(text[..<separator]) else {
+            throw StoreError.invalid("cursor \(text) is not one this server handed out")
+        }
+        self.milliseconds = milliseconds
+        id = String(text[text.index(after: separator)...])
+    }
+
+    var text: String { "\(milliseconds):\(id)" }
 }
 
 public struct SpendQuery: Sendable {
@@ -34,7 +65,14 @@ public struct SpendQuery: Sendable {
 /// Calls block the caller briefly: they are for the admin API, start-up and the ledger writer, never for
 /// the request path.
 public protocol Store: Sendable {
-    func migrate() throws
+    /// Brings the schema up to date; returns the names of the migrations this call applied (none when it
+    /// was current). Safe to run from several processes at once.
+    @discardableResult
+    func migrate() throws -> [String]
+    /// One round trip; throws `StoreError.unavailable` when the database cannot be reached.
+    func ping() throws
+    /// Lets go of the database connections (a later call opens them again). Call it when done.
+    func close()
 
     /// Small named values the gateway keeps for itself (the generated admin key's hash).
     func setting(_ name: String) throws -> String?
@@ -68,8 +106,45 @@ public protocol Store: Sendable {
     /// optionally of one model.
     func spendSince(_ since: Date, scope: String, subjectID: String, model: String?) throws -> LedgerSpend
 
-    /// Appends ledger rows in one transaction.
-    func appendLedger(_ rows: [LedgerRecord]) throws
+    /// Appends ledger rows and settles leased budget spend in one transaction: both happen or neither.
+    /// A row already present (by id) is skipped; see `LeaseSettlement.requestID` for its settlement.
+    func appendLedger(_ rows: [LedgerRecord], settling: [LeaseSettlement]) throws
     func ledgerPage(limit: Int, cursor: String?) throws -> LedgerPage
     func spend(_ query: SpendQuery) throws -> [SpendRow]
+
+    // MARK: Budgets shared by a fleet (see FleetRecords.swift for the rules)
+
+    /// Atomically leases up to `want` of what is left of the budget's window (`limit − spent − leased`) to
+    /// `instance`; grants nothing when less than `minimum` is left. Never grants more than is left, however
+    /// many instances ask at once.
+    func acquireLease(budgetID: String, windowStart: Date, instance: String, limit: Int64, want: Int64,
+                      minimum: Int64, expiresAt: Date) throws -> LeaseGrant
+    /// Gives back up to `amount` of the instance's lease (never more than it holds).
+    func releaseLease(budgetID: String, windowStart: Date, instance: String, amount: Int64) throws
+    /// Moves the expiry of every lease the instance holds; returns how many.
+    @discardableResult
+    func renewLeases(instance: String, expiresAt: Date) throws -> Int
+    /// Returns the leases that expired before `now` to their budgets; returns how many.
+    @discardableResult
+    func reclaimExpiredLeases(now: Date) throws -> Int
+    /// `nil` when nothing was ever leased or settled in that window.
+    func budgetUsage(budgetID: String, windowStart: Date) throws -> BudgetUsage?
+    func leases(instance: String) throws -> [BudgetLease]
+
+    // MARK: Change feed
+
+    /// Changes with an id above `after`, oldest first. Ids only grow, and a change becomes visible only
+    /// after every change with a smaller id: a reader that remembers the last id it saw misses nothing.
+    func changes(after: Int64, limit: Int) throws -> [StoreChange]
+    /// The id of the newest change, 0 when there is none.
+    func latestChangeID() throws -> Int64
+}
+
+extension Store {
+    public func close() {}
+
+    /// Appends ledger rows in one transaction.
+    public func appendLedger(_ rows: [LedgerRecord]) throws {
+        try appendLedger(rows, settling: [])
+    }
 }

@@ -4,13 +4,15 @@ import Foundation
 import FoundationNetworking
 #endif
 import TollgateServer
+import TollgateStore
 
 @main
 struct Tollgate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tollgate",
         abstract: "A self-hosted LLM gateway: virtual keys, exact cost, budgets and a ledger.",
-        subcommands: [Serve.self, Teams.self, Users.self, Keys.self, Budgets.self, Spend.self, Requests.self, RouteEval.self])
+        subcommands: [Serve.self, Teams.self, Users.self, Keys.self, Budgets.self, Spend.self, Requests.self, RouteEval.self,
+                      Database.self])
 }
 
 struct Serve: AsyncParsableCommand {
@@ -19,7 +21,8 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "YAML config file.") var config: String?
     @Option(help: "Address to listen on (default 127.0.0.1).") var host: String?
     @Option(help: "Port to listen on (default 4000).") var port: Int?
-    @Option(help: "Database: sqlite:PATH (default sqlite:tollgate.db).") var db: String?
+    @Option(help: "Database: sqlite:PATH or postgres://user:password@host:port/database (default $TOLLGATE_DB, else the config's, else sqlite:tollgate.db).")
+    var db: String?
     @Flag(help: "Also serve the built-in simulated models demo-small and demo-large.") var demo = false
 
     func run() async throws {
@@ -290,5 +293,33 @@ struct Requests: AsyncParsableCommand {
         let (data, object) = try await connection.call("GET", "/admin/requests?limit=\(limit)")
         connection.print(data, object, columns: ["created_at", "id", "user", "model", "input_tokens", "cached_input_tokens",
                                                  "output_tokens", "cost_usd", "status", "latency_ms"])
+    }
+}
+
+struct Database: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "db", abstract: "Database maintenance.",
+                                                    subcommands: [Migrate.self])
+
+    struct Migrate: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Apply the schema migrations the database lacks (serve applies them on start too).")
+
+        @Option(help: "Database: sqlite:PATH or postgres://user:password@host:port/database (default $TOLLGATE_DB or sqlite:tollgate.db).")
+        var db: String?
+
+        func run() throws {
+            let url = db ?? ProcessInfo.processInfo.environment["TOLLGATE_DB"] ?? "sqlite:tollgate.db"
+            do {
+                let location = try StoreLocation(url: url)
+                let store = try location.open(migrate: false)
+                defer { store.close() }
+                let applied = try store.migrate()
+                for migration in applied { Swift.print("\(location): applied migration \(migration)") }
+                if applied.isEmpty { Swift.print("\(location): the schema is up to date") }
+            } catch StoreError.unavailable(let message), StoreError.invalid(let message) {
+                FileHandle.standardError.write(Data("tollgate: \(message)\n".utf8))
+                throw ExitCode.failure
+            }
+        }
     }
 }

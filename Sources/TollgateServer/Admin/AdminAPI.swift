@@ -23,6 +23,8 @@ struct AdminError: HTTPResponseError {
             AdminError(status: .notFound, code: "not_found", message: "No \(entity) '\(reference)'.", param: nil)
         case .invalid(let message):
             .badRequest(message)
+        case .unavailable(let message):
+            AdminError(status: .serviceUnavailable, code: "database_unavailable", message: message, param: nil)
         }
     }
 
@@ -51,8 +53,23 @@ struct AdminAPI: Sendable {
 
     func addRoutes(to router: Router<BasicRequestContext>) {
         router.get("/health") { _, _ in
-            AdminAPI.json(.object([("status", .string("ok")), ("database", .string(databaseKind)),
-                                   ("ledger_queue", .int(ledger.queueDepth))]))
+            // One round trip to the database: when it fails, the gateway still serves what needs none,
+            // and says so here.
+            var problem: String?
+            do {
+                try store.ping()
+            } catch StoreError.unavailable(let message) {
+                problem = message
+            } catch {
+                problem = "\(error)"
+            }
+            var members: [(String, JSONValue)] = [
+                ("status", .string(problem == nil ? "ok" : "degraded")), ("database", .string(databaseKind)),
+                ("database_reachable", .bool(problem == nil)),
+            ]
+            if let problem { members.append(("database_error", .string(problem))) }
+            members.append(("ledger_queue", .int(ledger.queueDepth)))
+            return AdminAPI.json(.object(members))
         }
         let admin = router.group("admin").add(middleware: AdminAuthMiddleware(adminKeyHash: adminKeyHash))
         admin.post("orgs") { request, context in
