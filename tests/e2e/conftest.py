@@ -351,8 +351,9 @@ def gateway_bin() -> Path:
     return Path(os.environ.get("TOLLGATE_BIN") or REPO / ".build" / "debug" / "tollgate")
 
 
-def start_gateway(tmp: Path, config_text: str, extra_env: dict | None = None) -> Gateway:
-    """Writes tollgate.yaml in tmp, starts `tollgate serve` on a free port, waits for /health."""
+def start_gateway(tmp: Path, config_text: str, extra_env: dict | None = None, db: str | None = None) -> Gateway:
+    """Writes tollgate.yaml in tmp, starts `tollgate serve` on a free port, waits for /health. The database is
+    `db` (e.g. a URL from fresh_pg_database()), else a SQLite file in tmp."""
     binary = gateway_bin()
     if not binary.exists():
         raise RuntimeError(f"gateway binary {binary} not found: build it (swift build) or set TOLLGATE_BIN")
@@ -368,7 +369,7 @@ def start_gateway(tmp: Path, config_text: str, extra_env: dict | None = None) ->
         port = free_port()
         log = tmp / f"gateway-{attempt}.log"
         cmd = [str(binary), "serve", "--config", str(cfg), "--host", "127.0.0.1", "--port", str(port),
-               "--db", f"sqlite:{tmp / 'tollgate.db'}"]
+               "--db", db or f"sqlite:{tmp / 'tollgate.db'}"]
         with open(log, "wb") as logf:
             proc = subprocess.Popen(cmd, cwd=tmp, env=env, stdout=logf, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL)
@@ -395,6 +396,31 @@ def start_gateway(tmp: Path, config_text: str, extra_env: dict | None = None) ->
             f"not healthy after {HEALTH_TIMEOUT:.0f}s ({last_error})"
         raise RuntimeError(f"gateway {' '.join(cmd)} {why}; its output:\n{tail}")
     raise RuntimeError("gateway did not start")
+
+
+# ------------------------------------------------------------------------------------------- postgresql
+
+# scripts/test runs the suite under scripts/pg, a throwaway cluster: TOLLGATE_TEST_PG_URL, and _BIN (psql,
+# pg_ctl), _DATA and _RUNAS (the user pg_ctl must run as when the suite runs as root) beside it.
+PG_URL = os.environ.get("TOLLGATE_TEST_PG_URL") or None
+PG_BIN = Path(os.environ.get("TOLLGATE_TEST_PG_BIN") or "/usr/bin")
+requires_pg = pytest.mark.skipif(PG_URL is None, reason="TOLLGATE_TEST_PG_URL is not set (scripts/test runs the suite under scripts/pg)")
+
+
+def psql(url: str, sql: str) -> str:
+    """Runs SQL with psql against url; returns its unaligned, tuples-only output."""
+    out = subprocess.run([str(PG_BIN / "psql"), url, "-qAtX", "-v", "ON_ERROR_STOP=1", "-c", sql],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, f"psql: {out.stderr.strip()}"
+    return out.stdout.strip()
+
+
+def fresh_pg_database() -> str:
+    """A new, empty database on the suite's cluster, as a postgres:// URL (each test its own)."""
+    assert PG_URL, "TOLLGATE_TEST_PG_URL is not set"
+    name = "e2e_" + uuid.uuid4().hex[:16]
+    psql(PG_URL, f"CREATE DATABASE {name}")
+    return PG_URL.rsplit("/", 1)[0] + "/" + name
 
 
 # ---------------------------------------------------------------------------------------------- fixtures
