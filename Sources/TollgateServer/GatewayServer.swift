@@ -86,8 +86,19 @@ public enum GatewayServer {
             }
             return WebhookSender(endpoint: endpoint, secret: settings.secret, pools: pools, eventLoop: group.next(), logger: logger)
         }
-        let budgets = BudgetLedger(store: store, ledger: ledger, webhook: webhook, logger: logger)
         let clock = GatewayClock(adjustable: environment["TOLLGATE_TEST_CLOCK"] == "1")
+        // On PostgreSQL, budgets are shared by every instance on the same database (leases), and what any
+        // instance changes reaches the others through the store's change feed.
+        var fleet: FleetBudgets?
+        var changesSeen: Int64 = 0
+        if case .postgres = location {
+            fleet = FleetBudgets(store: store, clock: clock,
+                                 settings: .init(leaseTTL: Double(config.database.leaseTTLMs) / 1000,
+                                                 policy: config.database.onLoss),
+                                 logger: logger)
+            changesSeen = try store.latestChangeID()
+        }
+        let budgets = BudgetLedger(store: store, ledger: ledger, webhook: webhook, fleet: fleet, logger: logger)
         try budgets.load(now: clock.now())
         try applyConfiguredBudgets(config.budgets, store: store, budgets: budgets, now: clock.now(), logger: logger)
         let expiry = group.next().scheduleRepeatedTask(initialDelay: .seconds(30), delay: .seconds(30)) { _ in
@@ -105,6 +116,15 @@ public enum GatewayServer {
                              health: gateway.health, calibrations: gateway.calibrations, ledger: ledger, adminKeyHash: adminKeyHash,
                              databaseKind: location.kind)
         try admin.loadKeys()
+        let sync = fleet.map { fleet in
+            fleet.start(budgets: budgets)
+            let sync = FleetSync(store: store, lastSeen: changesSeen, logger: logger,
+                                 reloadKeys: { try admin.loadKeys() },
+                                 reloadBudget: { try budgets.reload(id: $0, now: clock.now()) })
+            sync.start()
+            logger.info("budgets shared with the fleet on this database as instance \(fleet.instance)")
+            return sync
+        }
         let router = Router(context: BasicRequestContext.self)
         admin.addRoutes(to: router)
 
@@ -129,6 +149,9 @@ public enum GatewayServer {
             logger: logger))
         try await serviceGroup.run()
         expiry.cancel()
+        // The ledger's last batch is written: what this instance still holds of shared budgets goes back.
+        sync?.stop()
+        fleet?.stop(budgets: budgets)
         await gateway.pools.closeAll()
         store.close()
         logger.info("Tollgate stopped; ledger flushed")

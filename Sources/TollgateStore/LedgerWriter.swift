@@ -10,6 +10,8 @@ import TollgateCore
 public final class LedgerWriter: Sendable {
     private struct Queue {
         var rows: [LedgerRecord] = []
+        /// Shared-budget spend owed with these rows (fleet mode), written in the same transaction.
+        var settlements: [LeaseSettlement] = []
         /// Rows taken by a write that has not finished yet: still owed to the store.
         var writing = 0
         var stopped = false
@@ -25,15 +27,23 @@ public final class LedgerWriter: Sendable {
     private let interval: Double
     private let logger: Logger
     private let queue = Mutex(Queue())
+    /// Beyond this many rows waiting (the store is out of reach), `isBacklogged` tells the request path to
+    /// stop taking requests: settled rows are never dropped, so the queue must not grow without end.
+    public let backlogLimit: Int
+    /// Set by the writer after each attempt: read on the request path without a lock.
+    private let backlogged = Atomic<Bool>(false)
+    /// Called on the writer's thread after a batch and its settlements are committed.
+    private let committed = Mutex<(@Sendable ([LeaseSettlement]) -> Void)?>(nil)
     private let writeState = Mutex(WriteState())
     /// Signalled to cut the current wait short at shutdown.
     private let wakeUp = DispatchSemaphore(value: 0)
     /// Signalled once by the background thread as it exits.
     private let finished = DispatchSemaphore(value: 0)
 
-    public init(store: any Store, flushInterval: Duration = .milliseconds(100),
+    public init(store: any Store, flushInterval: Duration = .milliseconds(100), backlogLimit: Int = 1_000_000,
                 logger: Logger = Logger(label: "tollgate.ledger")) {
         self.store = store
+        self.backlogLimit = backlogLimit
         let (seconds, attoseconds) = flushInterval.components
         self.interval = Double(seconds) + Double(attoseconds) / 1e18
         self.logger = logger
@@ -42,10 +52,23 @@ public final class LedgerWriter: Sendable {
         thread.start()
     }
 
-    /// Cheap and non-blocking beyond a short lock: safe on an event loop.
-    public func enqueue(_ row: LedgerRecord) {
-        queue.withLock { $0.rows.append(row) }
+    /// Cheap and non-blocking beyond a short lock: safe on an event loop. `settling`: the shared-budget
+    /// spend this row causes, committed with it.
+    public func enqueue(_ row: LedgerRecord, settling: [LeaseSettlement] = []) {
+        queue.withLock { queue in
+            queue.rows.append(row)
+            queue.settlements += settling
+        }
     }
+
+    /// Sets what runs after each committed batch with its settlements (fleet mode).
+    public func onCommitted(_ body: @escaping @Sendable ([LeaseSettlement]) -> Void) {
+        committed.withLock { $0 = body }
+    }
+
+    /// True while more rows wait than `backlogLimit` (the store has been out of reach for a while), as of
+    /// the writer's last attempt.
+    public var isBacklogged: Bool { backlogged.load(ordering: .relaxed) }
 
     /// Rows not yet in the store, including a batch being written.
     public var queueDepth: Int {
@@ -55,17 +78,20 @@ public final class LedgerWriter: Sendable {
     /// Writes everything queued now, on the calling thread. If the store refuses, the rows stay queued
     /// (see `queueDepth`) and the error is logged.
     public func flush() {
+        defer { backlogged.store(queueDepth >= backlogLimit, ordering: .relaxed) }
         writeState.withLock { state in
-            let batch = queue.withLock { queue in
-                let rows = queue.rows
+            let (batch, settlements) = queue.withLock { queue in
+                let taken = (queue.rows, queue.settlements)
                 queue.rows = []
-                queue.writing = rows.count
-                return rows
+                queue.settlements = []
+                queue.writing = taken.0.count
+                return taken
             }
-            guard !batch.isEmpty else { return }
+            guard !batch.isEmpty || !settlements.isEmpty else { return }
             do {
-                try store.appendLedger(batch)
+                try store.appendLedger(batch, settling: settlements)
                 queue.withLock { $0.writing = 0 }
+                if !settlements.isEmpty, let committed = committed.withLock({ $0 }) { committed(settlements) }
                 if state.failing {
                     state.failing = false
                     logger.notice("ledger writes succeed again", metadata: ["rows": "\(batch.count)"])
@@ -73,6 +99,7 @@ public final class LedgerWriter: Sendable {
             } catch {
                 queue.withLock { queue in
                     queue.rows = batch + queue.rows
+                    queue.settlements = settlements + queue.settlements
                     queue.writing = 0
                 }
                 // Once per outage, not once per tick.

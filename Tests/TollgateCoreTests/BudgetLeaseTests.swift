@@ -23,7 +23,8 @@ struct BudgetLeaseTests {
             return
         }
         #expect(needs == [LeaseNeed(budgetID: "u", windowStart: try budgetInstant("2026-05-01T00:00:00Z"),
-                                    limit: usd("1").value, missing: usd("0.10").value, unclaimed: usd("0.75").value)])
+                                    limit: usd("1").value, missing: usd("0.10").value, unclaimed: usd("0.75").value,
+                                    charge: usd("0.10").value)])
         #expect(book.reservations.isEmpty)
 
         book.leaseGranted(budgetID: "u", windowStart: needs[0].windowStart, amount: usd("0.30").value,
@@ -41,12 +42,12 @@ struct BudgetLeaseTests {
 
         let events = book.settle(first, actualUSD: usd("0.04"), actualTokens: 10, now: t0)
         #expect(events == [.spentOnLease(budgetID: "u", windowStart: needs[0].windowStart, amount: usd("0.04").value)])
-        #expect(book.lease(budgetID: "u") == FleetLease(held: usd("0.30").value, uncommitted: usd("0.04").value))
+        #expect(book.lease(budgetID: "u") == FleetLease(held: usd("0.30").value, uncommitted: usd("0.04").value, lastClaimAt: t0))
         #expect(book.releasable(budgetID: "u", now: t0) == usd("0.11").value)
 
         // the writer commits the 0.04: it leaves the lease and the uncommitted spend alike
         #expect(book.leaseCommitted(budgetID: "u", windowStart: needs[0].windowStart, amount: usd("0.04").value) == usd("0.04").value)
-        #expect(book.lease(budgetID: "u") == FleetLease(held: usd("0.26").value, uncommitted: 0))
+        #expect(book.lease(budgetID: "u") == FleetLease(held: usd("0.26").value, uncommitted: 0, lastClaimAt: t0))
         #expect(book.snapshot(budgetID: "u", now: t0)?.spentUSD == usd("0.44"))
 
         book.leaseReleased(budgetID: "u", windowStart: needs[0].windowStart, amount: book.releasable(budgetID: "u", now: t0))
@@ -80,7 +81,7 @@ struct BudgetLeaseTests {
         #expect(needs.first?.windowStart == (try budgetInstant("2026-06-01T00:00:00Z")))
         // a grant for the old window is ignored
         book.leaseGranted(budgetID: "u", windowStart: window, amount: usd("1").value, sharedSpent: nil, now: june)
-        #expect(book.lease(budgetID: "u") == FleetLease())
+        #expect(book.lease(budgetID: "u")?.held == 0)
     }
 
     /// The store's side of the protocol, as PostgreSQL does it in one transaction per call.

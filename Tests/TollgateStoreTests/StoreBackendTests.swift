@@ -123,7 +123,9 @@ struct PostgresStoreTests {
                 """)
             #expect(ended.count == 1)
         }
-        // The first call may still find the dead connection (and fail); the one after always reconnects.
+        // pg_terminate_backend only signals the backend: give it time to close the socket, so that the
+        // first call finds the connection dead (and fails); the one after reconnects.
+        Thread.sleep(forTimeInterval: 0.3)
         if (try? store.ping()) == nil { try store.ping() }
         #expect(try store.defaultOrg().name == "default")
     }

@@ -12,10 +12,13 @@ public struct FleetLease: Hashable, Sendable {
     public var held: Int64 = 0
     /// Settled here, not yet committed to the shared spend.
     public var uncommitted: Int64 = 0
+    /// When a claim last came for this budget here: an idle lease goes back to the fleet.
+    public var lastClaimAt: Date?
 
-    public init(held: Int64 = 0, uncommitted: Int64 = 0) {
+    public init(held: Int64 = 0, uncommitted: Int64 = 0, lastClaimAt: Date? = nil) {
         self.held = held
         self.uncommitted = uncommitted
+        self.lastClaimAt = lastClaimAt
     }
 
     /// Whether `reserved` more (this instance's open reservations plus a new claim) fits in the lease.
@@ -35,6 +38,8 @@ public struct LeaseNeed: Hashable, Sendable {
     /// What is neither spent (as this instance last saw the fleet's spend) nor reserved here, nor held here:
     /// the most the rest of the fleet's leases and new spend can take. Lease sizes shrink with it.
     public var unclaimed: Int64
+    /// What the claim asks of this budget (its reservation).
+    public var charge: Int64
 }
 
 extension BudgetBook {
@@ -102,6 +107,20 @@ extension BudgetBook {
 
     public func lease(budgetID: String) -> FleetLease? { budgets[budgetID]?.lease }
 
+    /// How much more the instance must hold for the need's claim to fit now (other requests may have been
+    /// granted leases, or spent them, since the need was found).
+    public func shortfall(_ need: LeaseNeed) -> Int64 {
+        guard let state = budgets[need.budgetID], let lease = state.lease, state.window.start == need.windowStart else { return 0 }
+        let free = lease.held - lease.uncommitted - state.reserved(in: state.definition.limit)
+        return max(0, need.charge - free)
+    }
+
+    /// The shared budgets and the start of their current window.
+    public func sharedBudgets() -> [(budgetID: String, windowStart: Date, limit: Int64)] {
+        budgets.compactMap { id, state in state.lease == nil ? nil : (id, state.window.start, state.cap(downgraded: true)) }
+            .sorted { $0.budgetID < $1.budgetID }
+    }
+
     /// The shared budgets of the claim's chain whose lease is too small for it, though the claim fits their
     /// limits as this instance sees them.
     func leaseNeeds(_ claim: Claim, now: Date) -> [LeaseNeed] {
@@ -117,7 +136,7 @@ extension BudgetBook {
             let cap = state.cap(downgraded: claim.downgraded)
             let unclaimed = max(0, cap - state.spent(in: limit) - reserved - (lease.held - lease.uncommitted))
             needs.append(LeaseNeed(budgetID: id, windowStart: state.window.start, limit: cap, missing: missing,
-                                   unclaimed: unclaimed))
+                                   unclaimed: unclaimed, charge: charge))
         }
         return needs
     }

@@ -101,6 +101,7 @@ public struct BudgetBook: Sendable {
             guard let state = budgets[id] else { return .unknownBudget(id: id) }
             let mode = state.definition.mode
             let charge = mode == .estimate ? (claim.estimate ?? claim.worstCase) : claim.worstCase
+            if state.lease != nil { budgets[id]?.lease?.lastClaimAt = now }
             guard state.fits(charge, downgraded: claim.downgraded) else { return .exhausted(state.snapshot) }
             if let lease = state.lease, !lease.covers(state.reserved(in: state.definition.limit) + charge.amount(in: state.definition.limit)) {
                 return .needsLease(leaseNeeds(claim, now: now))

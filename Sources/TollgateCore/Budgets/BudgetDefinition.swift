@@ -8,6 +8,11 @@ public enum BudgetScope: String, Hashable, Sendable, CaseIterable {
 public enum BudgetAmount: Hashable, Sendable {
     case usd(Nanodollars)
     case tokens(Int)
+
+    public var isUSD: Bool {
+        if case .usd = self { return true }
+        return false
+    }
 }
 
 /// A budget's cap, in the unit the budget counts.

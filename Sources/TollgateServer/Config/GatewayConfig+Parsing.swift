@@ -87,7 +87,7 @@ extension GatewayConfig.ServerSettings {
 
 extension GatewayConfig.DatabaseSettings {
     init(_ node: ConfigNode) throws(ConfigError) {
-        let fields = try node.mapping(allowing: ["url", "on_loss"])
+        let fields = try node.mapping(allowing: ["url", "on_loss", "lease_ttl_ms"])
         self.init()
         if let node = fields["url"] {
             let text = try node.text()
@@ -97,6 +97,7 @@ extension GatewayConfig.DatabaseSettings {
             url = text
         }
         onLoss = try fields.choice("on_loss") ?? onLoss
+        leaseTTLMs = try fields.integer("lease_ttl_ms", in: 1_000...3_600_000) ?? leaseTTLMs
     }
 }
 

@@ -86,10 +86,14 @@ extension GatewayConfig {
         /// `sqlite:PATH` or `postgres://…` (`postgresql://…`).
         public var url: String
         public var onLoss: LossPolicy
+        /// PostgreSQL fleets: a budget lease the store does not hear about for this long returns to its
+        /// budget (an instance that died gives its slices back after this).
+        public var leaseTTLMs: Int
 
-        public init(url: String = "sqlite:tollgate.db", onLoss: LossPolicy = .failClosed) {
+        public init(url: String = "sqlite:tollgate.db", onLoss: LossPolicy = .failClosed, leaseTTLMs: Int = 15_000) {
             self.url = url
             self.onLoss = onLoss
+            self.leaseTTLMs = leaseTTLMs
         }
     }
 

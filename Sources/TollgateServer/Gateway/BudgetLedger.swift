@@ -26,12 +26,18 @@ final class BudgetLedger: Sendable {
     private let logger: Logger
     /// Store writes and webhooks leave the event loop through this queue.
     private let events = DispatchQueue(label: "tollgate.budget-events")
+    /// Set when budgets are shared by a fleet of instances on one PostgreSQL.
+    let fleet: FleetBudgets?
 
-    init(store: any Store, ledger: LedgerWriter, webhook: WebhookSender?, logger: Logger) {
+    init(store: any Store, ledger: LedgerWriter, webhook: WebhookSender?, fleet: FleetBudgets? = nil, logger: Logger) {
         self.store = store
         self.ledger = ledger
         self.webhook = webhook
+        self.fleet = fleet
         self.logger = logger
+        if fleet != nil {
+            ledger.onCommitted { [weak self] settlements in self?.committed(settlements) }
+        }
     }
 
     // MARK: Definitions
@@ -52,6 +58,19 @@ final class BudgetLedger: Sendable {
 
     func remove(id: String) throws {
         try store.deleteBudget(id)
+        forget(id: id)
+    }
+
+    /// Another instance changed or deleted the budget: take it as the store has it now.
+    func reload(id: String, now: Date) throws {
+        if let record = try store.listBudgets().first(where: { $0.id == id }) {
+            try install(record, now: now)
+        } else {
+            forget(id: id)
+        }
+    }
+
+    private func forget(id: String) {
         state.withLock { state in
             state.book.remove(id: id)
             if let record = state.records.removeValue(forKey: id) {
@@ -67,10 +86,20 @@ final class BudgetLedger: Sendable {
         ledger.flush()
         let window = definition.window(containing: now)
         let spent = try store.spendSince(window.start, scope: record.scope, subjectID: record.subjectID, model: record.model)
+        // Shared by a fleet: the window's spend is the store's shared counter, which every instance's ledger
+        // batches move (the ledger sum, for a window that started before the budget had a counter).
+        var shared: Int64?
+        if fleet != nil {
+            shared = try store.budgetUsage(budgetID: definition.id, windowStart: window.start)?.spent
+                ?? (definition.limit.isUSD ? spent.usd.value : Int64(spent.tokens))
+        }
         state.withLock { state in
             state.book.upsert(definition, now: now)
             state.book.restore(budgetID: definition.id, spentUSD: spent.usd, spentTokens: spent.tokens,
                                softThresholdCrossedAt: record.softThresholdCrossedAt, now: now)
+            if let shared, state.book.lease(budgetID: definition.id) == nil {
+                state.book.share(budgetID: definition.id, sharedSpent: shared, now: now)
+            }
             let subject = record.scope + ":" + record.subjectID
             state.bySubject[subject, default: []].removeAll { $0.id == definition.id }
             state.bySubject[subject, default: []].append(definition)
@@ -130,6 +159,10 @@ final class BudgetLedger: Sendable {
 
     func record(id: String) -> BudgetRecord? { state.withLock { $0.records[id] } }
 
+    func snapshot(budgetID: String, now: Date) -> BudgetSnapshot? {
+        state.withLock { $0.book.snapshot(budgetID: budgetID, now: now) }
+    }
+
     func reserve(_ claim: BudgetBook.Claim, now: Date) -> (ReserveDecision, remainingUSD: Nanodollars?) {
         state.withLock { state in
             let decision = state.book.reserve(claim, now: now)
@@ -137,12 +170,71 @@ final class BudgetLedger: Sendable {
         }
     }
 
-    func settle(_ reservation: ReservationID, actualUSD: Nanodollars, actualTokens: Int, now: Date) {
+    /// Settles the reservation; returns the shared-budget spend the ledger row must carry to the store
+    /// (fleet mode).
+    @discardableResult
+    func settle(_ reservation: ReservationID, actualUSD: Nanodollars, actualTokens: Int, requestID: String? = nil,
+                now: Date) -> [LeaseSettlement] {
         let outcome = state.withLock { state in
             let events = state.book.settle(reservation, actualUSD: actualUSD, actualTokens: actualTokens, now: now)
             return events.map { event in (event, Self.budgetID(of: event).flatMap { state.book.snapshot(budgetID: $0, now: now) }) }
         }
-        for (event, snapshot) in outcome { announce(event, snapshot) }
+        var settlements: [LeaseSettlement] = []
+        for (event, snapshot) in outcome {
+            if case .spentOnLease(let id, let windowStart, let amount) = event, let fleet {
+                settlements.append(LeaseSettlement(budgetID: id, windowStart: windowStart, instance: fleet.instance,
+                                                   amount: amount, requestID: requestID))
+            } else {
+                announce(event, snapshot)
+            }
+        }
+        return settlements
+    }
+
+    // MARK: Fleet leases (FleetBudgets calls these from its queue)
+
+    func leaseShortfall(_ need: LeaseNeed, now: Date) -> Int64 {
+        state.withLock { $0.book.shortfall(need) }
+    }
+
+    func leaseGranted(_ need: LeaseNeed, amount: Int64, sharedSpent: Int64, now: Date) {
+        state.withLock { $0.book.leaseGranted(budgetID: need.budgetID, windowStart: need.windowStart, amount: amount,
+                                              sharedSpent: sharedSpent, now: now) }
+    }
+
+    func leaseReleased(_ budgetID: String, windowStart: Date, amount: Int64) {
+        state.withLock { $0.book.leaseReleased(budgetID: budgetID, windowStart: windowStart, amount: amount) }
+    }
+
+    func sharedSpent(_ budgetID: String, windowStart: Date, spent: Int64, now: Date) {
+        state.withLock { $0.book.sharedSpent(budgetID: budgetID, windowStart: windowStart, spent: spent, now: now) }
+    }
+
+    func allLeasesLost() {
+        state.withLock { state in
+            for shared in state.book.sharedBudgets() { state.book.leaseLost(budgetID: shared.budgetID) }
+        }
+    }
+
+    func sharedBudgets(now: Date) -> [SharedBudgetView] {
+        state.withLock { state in
+            state.book.sharedBudgets().map { shared in
+                let lease = state.book.lease(budgetID: shared.budgetID)
+                return SharedBudgetView(budgetID: shared.budgetID, windowStart: shared.windowStart,
+                                        releasable: state.book.releasable(budgetID: shared.budgetID, now: now),
+                                        lastClaimAt: lease?.lastClaimAt, held: lease?.held ?? 0)
+            }
+        }
+    }
+
+    /// The ledger writer committed these settlements with their rows.
+    private func committed(_ settlements: [LeaseSettlement]) {
+        state.withLock { state in
+            for settlement in settlements {
+                state.book.leaseCommitted(budgetID: settlement.budgetID, windowStart: settlement.windowStart,
+                                          amount: settlement.amount)
+            }
+        }
     }
 
     /// Frees reservations whose request path never settled them (a safety net: every path settles).

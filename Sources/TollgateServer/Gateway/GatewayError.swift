@@ -18,6 +18,8 @@ enum GatewayError: Error, Equatable {
     case rateLimited(RateDecision.Dimension, retryAfterSeconds: Int?, RateLimitStatus)
     case budgetExceeded(BudgetSnapshot, now: Date)
     case internalError(String)
+    /// The database is out of reach and the policy is to fail closed (or the ledger's backlog is full).
+    case storeUnavailable(String)
     /// The upstream refused the request (a 4xx) and the client speaks the other format: its message in
     /// the client's shape, with the upstream's status.
     case upstreamRejected(status: HTTPResponseStatus, model: String, detail: String)
@@ -34,6 +36,7 @@ enum GatewayError: Error, Equatable {
         case .upstreamTimeout: .gatewayTimeout
         case .rateLimited, .budgetExceeded: .tooManyRequests
         case .internalError: .internalServerError
+        case .storeUnavailable: .serviceUnavailable
         case .upstreamRejected(let status, _, _): status
         }
     }
@@ -49,6 +52,7 @@ enum GatewayError: Error, Equatable {
         case .rateLimited(let dimension, _, _): dimension.rawValue
         case .budgetExceeded: "insufficient_quota"
         case .internalError: "server_error"
+        case .storeUnavailable: "service_unavailable"
         case .upstreamRejected(let status, _, _): status.code == 429 ? "rate_limit_error" : "invalid_request_error"
         }
     }
@@ -67,6 +71,7 @@ enum GatewayError: Error, Equatable {
         case .rateLimited: "rate_limit_exceeded"
         case .budgetExceeded: "budget_exceeded"
         case .internalError: "internal_error"
+        case .storeUnavailable: "store_unavailable"
         case .upstreamRejected: "upstream_rejected"
         }
     }
@@ -107,6 +112,7 @@ enum GatewayError: Error, Equatable {
                 + (snapshot.window.end.map { " until it resets at \(RFC3339.format($0))" } ?? "")
                 + ": lower max_tokens, or ask for more budget."
         case .internalError(let detail): "Internal error: \(detail)."
+        case .storeUnavailable(let detail): "The gateway cannot record or check spend right now: \(detail). Try again shortly."
         case .upstreamRejected(let status, let model, let detail): "The upstream for model '\(model)' refused the request (\(status.code)): \(detail)"
         }
     }
@@ -126,6 +132,8 @@ enum GatewayError: Error, Equatable {
                 headers.append(("retry-after", String(max(1, Int(end.timeIntervalSince(now).rounded(.up))))))
             }
             return headers
+        case .storeUnavailable:
+            return [("retry-after", "5")]
         default:
             return []
         }
@@ -164,6 +172,7 @@ enum GatewayError: Error, Equatable {
         case 404: "not_found_error"
         case 413: "request_too_large"
         case 429: "rate_limit_error"
+        case 503: "overloaded_error"
         default: "api_error"
         }
     }

@@ -152,6 +152,9 @@ final class Exchange {
     var admission: Admission.Ticket?
     /// The budget reservation, settled with the request's actual cost.
     var reservation: ReservationID?
+    /// How many times the fleet's store was asked for a larger lease for this request (a few at most:
+    /// concurrent requests may spend a grant before this one is retried).
+    var leaseAttempts = 0
     /// The smallest USD remainder on the key's chain after this request's reservation.
     var budgetRemainingUSD: Nanodollars?
     /// The model the client asked for, when a budget downgrade serves another.

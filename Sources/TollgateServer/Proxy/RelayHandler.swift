@@ -3,6 +3,7 @@ import NIOCore
 import NIOHTTP1
 import TollgateCore
 import TollgateProviders
+import TollgateStore
 
 /// The front of every connection: `/v1/*` requests are answered here, on the event loop (authenticate,
 /// scan, forward to an upstream or the demo model, tap usage, queue the ledger row); every other request
@@ -190,6 +191,11 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     private func forward(_ exchange: Exchange, body: ByteBuffer, tooLarge: Bool, context: ChannelHandlerContext) {
         guard let key = authenticate(exchange) else { return }
         guard !tooLarge else { return refuse(exchange, .bodyTooLarge(limit: gateway.settings.maxBodyBytes), record: true) }
+        // Settled rows are never dropped: when the store has been away so long that the queue is full, stop
+        // taking requests rather than let it grow without bound.
+        guard !gateway.ledger.isBacklogged else {
+            return refuse(exchange, .storeUnavailable("the ledger cannot be written and \(gateway.ledger.backlogLimit) rows wait"), record: false)
+        }
         var anthropicFields: AnthropicRequestFields?
         do {
             if exchange.clientFormat == .anthropic {
@@ -288,8 +294,22 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         guard let body = exchange.clientBody else { return }
         let anthropicFields = exchange.anthropicFields
         exchange.deployment = deployment
-        guard admitBudgets(exchange, key: key, deployment: deployment, bodyBytes: body.readableBytes, now: gateway.clock.now()),
-              let deployment = exchange.deployment else { return }
+        switch admitBudgets(exchange, key: key, deployment: deployment, bodyBytes: body.readableBytes, now: gateway.clock.now()) {
+        case .refused:
+            return
+        case .needsLease(let needs, let fleet):
+            // The instance holds too little of a shared budget: ask the fleet's store (one round trip for many
+            // requests), then try once more.
+            exchange.leaseAttempts += 1
+            fleet.acquire(needs, into: gateway.budgets, on: context.eventLoop).assumeIsolated().whenComplete { [self] _ in
+                guard !exchange.isSettled, case .responding(let current) = state, current === exchange else { return }
+                dispatch(exchange, key: key, deployment: deployment, context: context)
+            }
+            return
+        case .admitted:
+            break
+        }
+        guard let deployment = exchange.deployment else { return }
 
         let upstreamBody: ByteBuffer
         if exchange.translated {
@@ -403,11 +423,23 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         exchange.endpoint == .embeddings ? 0 : exchange.fields.maxOutputTokens ?? deployment.maxOutputTokens ?? 16_384
     }
 
+    private enum BudgetAdmission {
+        case admitted
+        /// Answered already (429, 503).
+        case refused
+        /// Shared budgets need a larger lease first.
+        case needsLease([LeaseNeed], FleetBudgets)
+    }
+
     /// Reserves the request's worst case on every budget of its chain. An exhausted `downgrade` budget
-    /// sends the request to a cheaper model if that one's worst case fits. Returns false after answering 429.
-    private func admitBudgets(_ exchange: Exchange, key: ResolvedKey, deployment: Deployment, bodyBytes: Int, now: Date) -> Bool {
+    /// sends the request to a cheaper model if that one's worst case fits.
+    private func admitBudgets(_ exchange: Exchange, key: ResolvedKey, deployment: Deployment, bodyBytes: Int, now: Date) -> BudgetAdmission {
         let chain = gateway.budgets.chain(for: key, model: deployment.name)
-        guard !chain.isEmpty else { return true }
+        guard !chain.isEmpty else { return .admitted }
+        if let fleet = gateway.budgets.fleet, fleet.refusesBudgetedRequests {
+            refuse(exchange, .storeUnavailable("the database is out of reach"), record: true)
+            return .refused
+        }
         let expiresAt = now.addingTimeInterval(Double(deployment.timeouts.firstByte.nanoseconds) / 1e9 + 4 * 3600)
         func claim(_ deployment: Deployment, _ chain: [BudgetDefinition], downgraded: Bool) -> BudgetBook.Claim {
             let bound = RequestBound(bodyBytes: bodyBytes, promptBytes: exchange.fields.promptBytes,
@@ -417,35 +449,41 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
                                     estimate: bound.estimate(deployment.price), downgraded: downgraded, expiresAt: expiresAt)
         }
         let (decision, remaining) = gateway.budgets.reserve(claim(deployment, chain, downgraded: false), now: now)
+        let exhausted: BudgetSnapshot
         switch decision {
         case .reserved(let reservation):
             exchange.reservation = reservation
             exchange.budgetRemainingUSD = remaining
-            return true
+            return .admitted
         case .unknownBudget(let id):
             refuse(exchange, .internalError("budget \(id) is not loaded"), record: true)
-            return false
+            return .refused
         case .needsLease(let needs):
-            // no budget is shared yet: the fleet's lease manager comes with PostgreSQL
-            refuse(exchange, .internalError("budget \(needs.first?.budgetID ?? "?") needs a lease"), record: true)
-            return false
-        case .exhausted(let snapshot):
-            if snapshot.definition.onExhaust == .downgrade,
-               let target = gateway.models.downgradeTarget(for: deployment, allowed: key.mayUse) {
-                let targetChain = gateway.budgets.chain(for: key, model: target.name)
-                let (retry, remaining) = gateway.budgets.reserve(claim(target, targetChain, downgraded: true), now: now)
-                if case .reserved(let reservation) = retry {
-                    exchange.reservation = reservation
-                    exchange.budgetRemainingUSD = remaining
-                    exchange.requestedDeployment = deployment
-                    exchange.deployment = target
-                    exchange.routeReason = "budget downgrade"
-                    return true
-                }
+            if let fleet = gateway.budgets.fleet, exchange.leaseAttempts < 4 { return .needsLease(needs, fleet) }
+            // The store granted too little (or could not be reached): the fleet has spent or leased the rest.
+            guard let snapshot = needs.first.flatMap({ gateway.budgets.snapshot(budgetID: $0.budgetID, now: now) }) else {
+                refuse(exchange, .storeUnavailable("no budget lease could be had"), record: true)
+                return .refused
             }
-            refuse(exchange, .budgetExceeded(snapshot, now: now), record: true)
-            return false
+            exhausted = snapshot
+        case .exhausted(let snapshot):
+            exhausted = snapshot
         }
+        if exhausted.definition.onExhaust == .downgrade,
+           let target = gateway.models.downgradeTarget(for: deployment, allowed: key.mayUse) {
+            let targetChain = gateway.budgets.chain(for: key, model: target.name)
+            let (retry, remaining) = gateway.budgets.reserve(claim(target, targetChain, downgraded: true), now: now)
+            if case .reserved(let reservation) = retry {
+                exchange.reservation = reservation
+                exchange.budgetRemainingUSD = remaining
+                exchange.requestedDeployment = deployment
+                exchange.deployment = target
+                exchange.routeReason = "budget downgrade"
+                return .admitted
+            }
+        }
+        refuse(exchange, .budgetExceeded(exhausted, now: now), record: true)
+        return .refused
     }
 
     private func sendUpstream(_ exchange: Exchange, target: UpstreamTarget, fresh: Bool) {
@@ -848,10 +886,12 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         if let ticket = exchange.admission {
             gateway.admission.settle(ticket, actualTokens: tokens, now: gateway.clock.now())
         }
+        var settlements: [LeaseSettlement] = []
         if let reservation = exchange.reservation {
-            gateway.budgets.settle(reservation, actualUSD: record.cost, actualTokens: tokens, now: gateway.clock.now())
+            settlements = gateway.budgets.settle(reservation, actualUSD: record.cost, actualTokens: tokens, requestID: record.id,
+                                                 now: gateway.clock.now())
         }
-        gateway.ledger.enqueue(record)
+        gateway.ledger.enqueue(record, settling: settlements)
     }
 
     /// Writes the end of the response. The state goes back to idle first: writing the end lets the
