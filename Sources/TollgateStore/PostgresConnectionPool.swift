@@ -136,13 +136,31 @@ struct PostgresSession {
         try run(query).metadata.rows ?? 0
     }
 
+    /// How long one statement may take before its connection is given up: a connection the server dropped
+    /// in the middle of a statement (a restart) can leave its answer pending for ever, and the caller (the
+    /// ledger writer, the lease upkeep) must get an error to retry on a fresh connection instead.
+    static let statementTimeout = TimeAmount.seconds(10)
+
     private func run(_ query: PostgresQuery) throws -> PostgresQueryResult {
+        let eventLoop = connection.eventLoop
+        let answer = eventLoop.makePromise(of: PostgresQueryResult.self)
+        let connection = self.connection
+        let deadline = eventLoop.scheduleTask(in: Self.statementTimeout) {
+            answer.fail(StatementTimedOut())
+            connection.close().whenComplete { _ in withExtendedLifetime(connection) {} }
+        }
+        connection.query(query, logger: logger).whenComplete { result in
+            deadline.cancel()
+            answer.completeWith(result)
+        }
         do {
-            return try connection.query(query, logger: logger).wait()
+            return try answer.futureResult.wait()
         } catch {
             throw Self.storeError(error, endpoint: endpoint, connecting: false)
         }
     }
+
+    struct StatementTimedOut: Error {}
 
     /// A server's refusal becomes a `PostgresServerError`; anything else (no route, refused, reset, closed)
     /// means the database cannot be reached. Neither names the password: PostgresNIO's own errors are not
@@ -170,6 +188,7 @@ struct PostgresSession {
         }
         if let error = error as? IOError { return "\(String(cString: strerror(error.errnoCode))) (errno \(error.errnoCode))" }
         if let error = error as? ChannelError { return "\(error)" }
+        if error is StatementTimedOut { return "no answer within \(statementTimeout.nanoseconds / 1_000_000_000) s" }
         return String(describing: type(of: error))
     }
 }

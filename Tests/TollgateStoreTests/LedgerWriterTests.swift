@@ -133,6 +133,37 @@ struct LedgerWriterTests {
         }
     }
 
+    @Test("past its backlog limit the writer says so; settlements ride with their rows and are reported once committed")
+    func backlogAndSettlements() throws {
+        try withStore { store throws in
+            let flaky = FlakyStore(inner: store, failures: 2)
+            let writer = LedgerWriter(store: flaky, flushInterval: .seconds(3600), backlogLimit: 3)
+            let committed = Mutex<[LeaseSettlement]>([])
+            writer.onCommitted { settlements in committed.withLock { $0 += settlements } }
+            let window = Date(timeIntervalSince1970: 1_777_593_600)
+            let grant = try store.acquireLease(budgetID: "b", windowStart: window, instance: "i", limit: 1_000, want: 500,
+                                               minimum: 1, expiresAt: window.addingTimeInterval(60))
+            #expect(grant.granted == 500)
+            let owed = (0..<3).map { LeaseSettlement(budgetID: "b", windowStart: window, instance: "i", amount: 100,
+                                                     requestID: "req_b\($0)") }
+            for (index, settlement) in owed.enumerated() {
+                writer.enqueue(request("req_b\(index)", at: day0 + Int64(index)), settling: [settlement])
+            }
+            #expect(!writer.isBacklogged)  // as of the last attempt: none yet
+            writer.flush()                 // refused: 3 rows wait, the limit
+            #expect(writer.isBacklogged)
+            #expect(committed.withLock { $0 }.isEmpty)
+            writer.flush()                 // refused again
+            #expect(writer.isBacklogged)
+            writer.flush()                 // written: rows and settlements in one transaction
+            #expect(!writer.isBacklogged)
+            #expect(committed.withLock { $0 } == owed)
+            #expect(try store.budgetUsage(budgetID: "b", windowStart: window) == BudgetUsage(spent: 300, leased: 200))
+            #expect(try store.ledgerPage(limit: 10, cursor: nil).rows.count == 3)
+            writer.shutdown()
+        }
+    }
+
     @Test("the background thread retries a refused batch by itself, and shutdown writes what is left")
     func backgroundRetryAndShutdown() throws {
         try withStore { store throws in

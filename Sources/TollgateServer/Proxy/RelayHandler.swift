@@ -459,7 +459,15 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             refuse(exchange, .internalError("budget \(id) is not loaded"), record: true)
             return .refused
         case .needsLease(let needs):
-            if let fleet = gateway.budgets.fleet, exchange.leaseAttempts < 4 { return .needsLease(needs, fleet) }
+            if let fleet = gateway.budgets.fleet {
+                // The store is away: nothing more can be leased (serve_leased serves what is held, no more).
+                if fleet.lostSince != nil {
+                    refuse(exchange, .storeUnavailable("the database is out of reach and this instance's budget lease is used up"),
+                           record: true)
+                    return .refused
+                }
+                if exchange.leaseAttempts < 4 { return .needsLease(needs, fleet) }
+            }
             // The store granted too little (or could not be reached): the fleet has spent or leased the rest.
             guard let snapshot = needs.first.flatMap({ gateway.budgets.snapshot(budgetID: $0.budgetID, now: now) }) else {
                 refuse(exchange, .storeUnavailable("no budget lease could be had"), record: true)
