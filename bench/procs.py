@@ -137,14 +137,30 @@ def tollgate_config(upstream_port, auto=False):
             % (base, PRICE, base))
 
 
-def start_tollgate(procs, binary, workdir, name, port, config_text, db_path):
+def start_tollgate(procs, binary, workdir, name, port, config_text, db):
+    """db: `sqlite:PATH` or a postgres:// URL."""
     config = os.path.join(workdir, name + ".yaml")
     with open(config, "w") as f:
         f.write(config_text)
-    proc = procs.start(name, [binary, "serve", "--config", config, "--port", str(port), "--db", "sqlite:" + db_path],
+    proc = procs.start(name, [binary, "serve", "--config", config, "--port", str(port), "--db", db],
                        env={"TOLLGATE_ADMIN_KEY": ADMIN_KEY})
     wait_port(port, proc=proc)
     return proc
+
+
+def fresh_pg_database():
+    """A new database on the cluster scripts/pg started (TOLLGATE_TEST_PG_URL), as a URL."""
+    url = os.environ["TOLLGATE_TEST_PG_URL"]
+    name = "bench_%d_%d" % (os.getpid(), int(time.time() * 1000) % 10**9)
+    subprocess.run([os.path.join(os.environ["TOLLGATE_TEST_PG_BIN"], "psql"), url, "-qAtX", "-c", "CREATE DATABASE " + name],
+                   check=True, capture_output=True)
+    return url.rsplit("/", 1)[0] + "/" + name
+
+
+def db_round_trips(port):
+    """Statements this Tollgate process has sent to PostgreSQL (its /health; the call itself adds one)."""
+    with urllib.request.urlopen("http://127.0.0.1:%d/health" % port, timeout=10) as response:
+        return json.load(response)["database_round_trips"]
 
 
 def admin(port, method, path, body=None):

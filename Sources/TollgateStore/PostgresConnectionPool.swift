@@ -141,7 +141,11 @@ struct PostgresSession {
     /// ledger writer, the lease upkeep) must get an error to retry on a fresh connection instead.
     static let statementTimeout = TimeAmount.seconds(10)
 
+    /// Every statement sent, by every pool of the process (`/health` shows it: round trips per request).
+    static let roundTrips = Atomic<Int>(0)
+
     private func run(_ query: PostgresQuery) throws -> PostgresQueryResult {
+        Self.roundTrips.wrappingAdd(1, ordering: .relaxed)
         let eventLoop = connection.eventLoop
         let answer = eventLoop.makePromise(of: PostgresQueryResult.self)
         let connection = self.connection

@@ -7,6 +7,9 @@ import TollgateCore
 /// (one test suite runs against both); concurrent instances are kept apart by transactions, unique
 /// constraints and row locks. Calls block (see `PostgresConnectionPool`): never call it on an event loop.
 public final class PostgresStore: Store {
+    /// Statements sent to PostgreSQL by this process so far (each one a network round trip).
+    public static var roundTrips: Int { PostgresSession.roundTrips.load(ordering: .relaxed) }
+
     let pool: PostgresConnectionPool
 
     /// Connects (lazily: the first call opens the first connection) and, unless told not to, migrates:

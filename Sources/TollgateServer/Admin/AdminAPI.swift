@@ -69,6 +69,7 @@ struct AdminAPI: Sendable {
             ]
             if let problem { members.append(("database_error", .string(problem))) }
             members.append(("ledger_queue", .int(ledger.queueDepth)))
+            if databaseKind == "postgres" { members.append(("database_round_trips", .int(PostgresStore.roundTrips))) }
             return AdminAPI.json(.object(members))
         }
         let admin = router.group("admin").add(middleware: AdminAuthMiddleware(adminKeyHash: adminKeyHash))
