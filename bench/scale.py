@@ -61,7 +61,7 @@ def run(ps, tools, binary, workdir, keys, budgets, streams, hold_s):
     config = procs.tollgate_config(slow_port)
 
     # An empty gateway first: its RSS is the baseline, and it migrates the database.
-    gw = procs.start_tollgate(ps, binary, workdir, "tollgate-scale-empty", port, config, db_path)
+    gw = procs.start_tollgate(ps, binary, workdir, "tollgate-scale-empty", port, config, "sqlite:" + db_path)
     time.sleep(1)
     result["rss_empty_mb"] = procs.rss_mb(gw.pid)
     ps.stop(gw)
@@ -71,7 +71,7 @@ def run(ps, tools, binary, workdir, keys, budgets, streams, hold_s):
     result["seed_s"] = round(time.time() - started, 2)
 
     started = time.time()
-    gw = procs.start_tollgate(ps, binary, workdir, "tollgate-scale", port, config, db_path)
+    gw = procs.start_tollgate(ps, binary, workdir, "tollgate-scale", port, config, "sqlite:" + db_path)
     result["startup_s"] = round(time.time() - started, 2)
     listing = procs.admin(port, "GET", "/admin/budgets")
     result["budgets_loaded"] = len(listing.get("data", []))
