@@ -31,6 +31,23 @@ public struct SHA256: Sendable {
     }
 
     public consuming func finalize() -> [UInt8] {
+        pad()
+        var digest: [UInt8] = []
+        digest.reserveCapacity(32)
+        for word in state {
+            for shift in stride(from: 24, through: 0, by: -8) { digest.append(UInt8(truncatingIfNeeded: word >> UInt32(shift))) }
+        }
+        return digest
+    }
+
+    /// The digest as four big-endian 64-bit words: no array, for lookups on the request path.
+    public consuming func finalizeDigest() -> Digest256 {
+        pad()
+        let word = { (i: Int) in UInt64(self.state[i]) << 32 | UInt64(self.state[i + 1]) }
+        return Digest256(word(0), word(2), word(4), word(6))
+    }
+
+    private mutating func pad() {
         let bitLength = length &* 8
         pending.append(0x80)
         if pending.count > 56 {
@@ -40,12 +57,12 @@ public struct SHA256: Sendable {
         while pending.count < 56 { pending.append(0) }
         for shift in stride(from: 56, through: 0, by: -8) { pending.append(UInt8(truncatingIfNeeded: bitLength >> UInt64(shift))) }
         compressPending()
-        var digest: [UInt8] = []
-        digest.reserveCapacity(32)
-        for word in state {
-            digest += [UInt8(word >> 24), UInt8(truncatingIfNeeded: word >> 16), UInt8(truncatingIfNeeded: word >> 8), UInt8(truncatingIfNeeded: word)]
-        }
-        return digest
+    }
+
+    public static func digest<Bytes: Sequence>(_ bytes: Bytes) -> Digest256 where Bytes.Element == UInt8 {
+        var hasher = SHA256()
+        hasher.update(bytes)
+        return hasher.finalizeDigest()
     }
 
     public static func hash<Bytes: Sequence>(_ bytes: Bytes) -> [UInt8] where Bytes.Element == UInt8 {
@@ -98,6 +115,27 @@ public struct SHA256: Sendable {
             state[4] &+= e; state[5] &+= f; state[6] &+= g; state[7] &+= h
         }
         pending.removeAll(keepingCapacity: true)
+    }
+}
+
+/// A SHA-256 digest held in four words: a dictionary key that needs no heap storage.
+public struct Digest256: Hashable, Sendable {
+    public let w0: UInt64, w1: UInt64, w2: UInt64, w3: UInt64
+
+    public init(_ w0: UInt64, _ w1: UInt64, _ w2: UInt64, _ w3: UInt64) {
+        self.w0 = w0; self.w1 = w1; self.w2 = w2; self.w3 = w3
+    }
+
+    /// From 64 hex digits (either case); nil for anything else.
+    public init?(hex: String) {
+        guard let bytes = Hex.decode(hex), bytes.count == 32 else { return nil }
+        let word = { (i: Int) in bytes[i..<i + 8].reduce(UInt64(0)) { $0 << 8 | UInt64($1) } }
+        self.init(word(0), word(8), word(16), word(24))
+    }
+
+    /// Compares all 32 bytes without stopping at the first difference.
+    public func constantTimeEquals(_ other: Digest256) -> Bool {
+        ((w0 ^ other.w0) | (w1 ^ other.w1) | (w2 ^ other.w2) | (w3 ^ other.w3)) == 0
     }
 }
 

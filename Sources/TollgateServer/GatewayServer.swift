@@ -116,6 +116,10 @@ public enum GatewayServer {
                              health: gateway.health, calibrations: gateway.calibrations, ledger: ledger, adminKeyHash: adminKeyHash,
                              databaseKind: location.kind)
         try admin.loadKeys()
+        #if os(Linux)
+        // Loading keys and budgets leaves freed rows and arrays in malloc's arenas: give that memory back.
+        _ = glibcMallocTrim(0)
+        #endif
         let sync = fleet.map { fleet in
             fleet.start(budgets: budgets)
             let sync = FleetSync(store: store, lastSeen: changesSeen, logger: logger,
@@ -339,3 +343,9 @@ struct LedgerService: Service {
         ledger.shutdown()
     }
 }
+
+#if os(Linux)
+/// glibc's `malloc_trim` (malloc.h is not in Swift's Glibc module).
+@_silgen_name("malloc_trim")
+private func glibcMallocTrim(_ pad: Int) -> Int32
+#endif

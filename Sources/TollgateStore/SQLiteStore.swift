@@ -301,7 +301,11 @@ public final class SQLiteStore: Store {
 
     public func listKeys() throws -> [KeyRecord] {
         try database.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM keys ORDER BY created_at, rowid").map { try KeyRecord(row: $0) }
+            // Row by row through a cursor: 100,000 keys must not first exist as 100,000 rows in memory.
+            var keys: [KeyRecord] = []
+            let cursor = try Row.fetchCursor(db, sql: "SELECT * FROM keys ORDER BY created_at, rowid")
+            while let row = try cursor.next() { keys.append(try KeyRecord(row: row)) }
+            return keys
         }
     }
 

@@ -29,6 +29,33 @@ struct KeyIndexTests {
         }
     }
 
+    @Test("a key stored again replaces its entry; replaceAll swaps the whole table; the digest is the hex hash's")
+    func replace() {
+        let index = KeyIndex()
+        let (a, b) = (VirtualKey.generate(), VirtualKey.generate())
+        index.upsert(Self.key(a))
+        var renamed = Self.key(a)
+        renamed.userName = "bob"
+        index.upsert(renamed)
+        #expect(index.count == 1)
+        guard case .valid(let found) = index.authenticate(plainKey: a, now: Date()) else {
+            Issue.record("the key was not found")
+            return
+        }
+        #expect(found.userName == "bob")
+        index.replaceAll([Self.key(b)])
+        #expect(index.count == 1)
+        guard case .refused(nil, _) = index.authenticate(plainKey: a, now: Date()),
+              case .valid = index.authenticate(plainKey: b, now: Date()) else {
+            Issue.record("replaceAll kept the old table")
+            return
+        }
+        index.markRevoked(hashHex: VirtualKey.hashHex(of: a), at: Date())  // not in the table: nothing happens
+        #expect(index.count == 1)
+        #expect(Digest256(hex: VirtualKey.hashHex(of: b)) == SHA256.digest(Array(b.utf8)))
+        #expect(Digest256(hex: "00") == nil && Digest256(hex: String(repeating: "g", count: 64)) == nil)
+    }
+
     @Test("the index stores hashes, never the plain key")
     func storesHashes() {
         let plain = VirtualKey.generate()

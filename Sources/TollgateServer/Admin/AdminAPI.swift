@@ -179,9 +179,27 @@ struct AdminAPI: Sendable {
         return ResolvedKey(record: key, userName: user?.name, teamName: team?.name, allowedModels: key.allowedModels.map(Set.init))
     }
 
-    /// Loads every key into the index (at start-up).
+    /// Loads every key into the index (at start-up, and when another instance changed one): users and teams
+    /// are read once, not per key, and the ids and names that many keys share are kept once (a key's owner ids
+    /// and names point at its user's and team's strings).
     func loadKeys() throws {
-        keys.replaceAll(try store.listKeys().map(resolve))
+        let users = Dictionary(try store.listUsers().map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        let teams = Dictionary(try store.listTeams().map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+        var orgs: [String: String] = [:]
+        var models: [[String]: Set<String>] = [:]
+        let records = try store.listKeys()
+        var resolved: [ResolvedKey] = []
+        resolved.reserveCapacity(records.count)
+        for var record in records {
+            let user = record.userID.flatMap { users[$0] }
+            let team = record.teamID.flatMap { teams[$0] }
+            if let user { record.userID = user.id }
+            if let team { record.teamID = team.id }
+            record.orgID = orgs[record.orgID] ?? { orgs[record.orgID] = record.orgID; return record.orgID }()
+            let allowed = record.allowedModels.map { list in models[list] ?? { models[list] = Set(list); return Set(list) }() }
+            resolved.append(ResolvedKey(record: record, userName: user?.name, teamName: team?.name, allowedModels: allowed))
+        }
+        keys.replaceAll(resolved)
     }
 
     // MARK: Reports

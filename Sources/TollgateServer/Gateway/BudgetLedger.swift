@@ -108,10 +108,21 @@ final class BudgetLedger: Sendable {
         }
     }
 
+    /// One `TimeZone` per identifier: each one made anew holds its own copy of the zone's rules, kilobytes
+    /// per budget for 10,000 budgets that nearly all say "UTC".
+    private static let timeZones = Mutex<[String: TimeZone]>([:])
+
+    static func timeZone(_ identifier: String) -> TimeZone? {
+        if let zone = timeZones.withLock({ $0[identifier] }) { return zone }
+        guard let zone = TimeZone(identifier: identifier) else { return nil }
+        timeZones.withLock { $0[identifier] = zone }
+        return zone
+    }
+
     static func definition(of record: BudgetRecord) throws -> BudgetDefinition {
         guard let scope = BudgetScope(rawValue: record.scope), let period = BudgetPeriod(rawValue: record.period),
               let mode = BudgetMode(rawValue: record.mode), let onExhaust = ExhaustAction(rawValue: record.onExhaust),
-              let timeZone = TimeZone(identifier: record.timeZone) else {
+              let timeZone = timeZone(record.timeZone) else {
             throw StoreError.invalid("budget \(record.id) has an unknown scope, period, mode, action or time zone")
         }
         let limit: BudgetLimit

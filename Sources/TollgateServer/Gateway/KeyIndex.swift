@@ -16,7 +16,24 @@ struct ResolvedKey: Sendable {
 /// authentication needs no database read. Revoked keys stay in the index (marked), so a refused request
 /// can still be attributed to its key in the ledger.
 final class KeyIndex: Sendable {
-    private let keys = Mutex<[String: ResolvedKey]>([:])
+    /// Entries in a dense array, found by the SHA-256 of the plain key (four words: no string to hash or
+    /// allocate per lookup). The dictionary holds only slot numbers: a hash table's buckets outnumber its
+    /// entries up to 2.6 times, and 250-byte entries in every bucket cost 74 MB for 100,000 keys.
+    private struct Table {
+        var slots: [Digest256: Int32] = [:]
+        var entries: [ResolvedKey] = []
+
+        mutating func put(_ digest: Digest256, _ entry: ResolvedKey) {
+            if let slot = slots[digest] {
+                entries[Int(slot)] = entry
+            } else {
+                slots[digest] = Int32(entries.count)
+                entries.append(entry)
+            }
+        }
+    }
+
+    private let table = Mutex(Table())
 
     enum Lookup {
         case valid(ResolvedKey)
@@ -24,26 +41,42 @@ final class KeyIndex: Sendable {
     }
 
     func replaceAll(_ entries: [ResolvedKey]) {
-        let byHash = Dictionary(entries.map { ($0.record.hashHex, $0) }, uniquingKeysWith: { _, last in last })
-        keys.withLock { $0 = byHash }
+        var fresh = Table()
+        fresh.slots.reserveCapacity(entries.count)
+        fresh.entries.reserveCapacity(entries.count)
+        for var entry in entries {
+            guard let digest = Digest256(hex: entry.record.hashHex) else { continue }
+            entry.record.hashHex = ""  // the digest is the table's key: no second copy as text
+            fresh.put(digest, entry)
+        }
+        table.withLock { $0 = fresh }
     }
 
     func upsert(_ entry: ResolvedKey) {
-        keys.withLock { $0[entry.record.hashHex] = entry }
+        guard let digest = Digest256(hex: entry.record.hashHex) else { return }
+        var entry = entry
+        entry.record.hashHex = ""
+        table.withLock { $0.put(digest, entry) }
     }
 
     func markRevoked(hashHex: String, at date: Date) {
-        keys.withLock { $0[hashHex]?.record.revokedAt = date }
+        guard let digest = Digest256(hex: hashHex) else { return }
+        table.withLock { table in
+            if let slot = table.slots[digest] { table.entries[Int(slot)].record.revokedAt = date }
+        }
     }
 
-    var count: Int { keys.withLock { $0.count } }
+    var count: Int { table.withLock { $0.entries.count } }
 
     func authenticate(plainKey: some StringProtocol, now: Date) -> Lookup {
-        let digest = SHA256.hash(Array(plainKey.utf8))
-        let hashHex = Hex.encode(digest)
-        guard let entry = keys.withLock({ $0[hashHex] }),
-              constantTimeEquals(Array(entry.record.hashHex.utf8), Array(hashHex.utf8))
-        else { return .refused(nil, reason: "Invalid API key.") }
+        let digest = SHA256.digest(plainKey.utf8)
+        // The stored hash is compared to the presented key's in constant time.
+        let found = table.withLock { table -> (Digest256, ResolvedKey)? in
+            guard let index = table.slots.index(forKey: digest) else { return nil }
+            let (stored, slot) = table.slots[index]
+            return (stored, table.entries[Int(slot)])
+        }
+        guard let (stored, entry) = found, stored.constantTimeEquals(digest) else { return .refused(nil, reason: "Invalid API key.") }
         if entry.record.revokedAt != nil { return .refused(entry, reason: "This API key has been revoked.") }
         if let expiry = entry.record.expiresAt, expiry <= now { return .refused(entry, reason: "This API key has expired.") }
         return .valid(entry)
