@@ -55,10 +55,17 @@ def test_route_eval_reports_the_figures_on_unseen_data(tmp_path):
 # trains on one half of the MMLU subjects, `route-eval` judges the result on the other half, which it has
 # never seen, and the shipped router is judged on a benchmark it was never trained on.
 # ---------------------------------------------------------------------------------------------------------
-# TOLLGATE_ROUTING_DATA, else the shared folder beside the checkout, else where the team's machines keep it
-DATA = next((p for p in [Path(os.environ["TOLLGATE_ROUTING_DATA"])] if "TOLLGATE_ROUTING_DATA" in os.environ), None) or \
-    next((p for p in (REPO.parent / "shared" / "data" / "routing", Path("/work/shared/data/routing")) if p.exists()),
-         REPO.parent / "shared" / "data" / "routing")
+def _routing_data() -> Path:
+    """TOLLGATE_ROUTING_DATA, else the shared folder beside the checkout, else where the team's machines keep it."""
+    if os.environ.get("TOLLGATE_ROUTING_DATA"):
+        return Path(os.environ["TOLLGATE_ROUTING_DATA"])
+    for place in (REPO.parent / "shared" / "data" / "routing", Path("/work/shared/data/routing")):
+        if place.exists():
+            return place
+    return REPO.parent / "shared" / "data" / "routing"
+
+
+DATA = _routing_data()
 MMLU = DATA / "gpt4_vs_mixtral_mmlu_train.jsonl"
 ARC = DATA / "routerbench_arc_challenge_train.jsonl"
 STRONG, WEAK = "gpt-4-1106-preview", "mixtral-8x7b-instruct-v0.1"
