@@ -28,6 +28,7 @@ struct TollgateChannel: ServerChildChannel, HTTPChannelHandler {
             // In front of the relay: Hummingbird's own idle time-out never sees `/v1` traffic.
             try channel.pipeline.syncOperations.addHandler(IdleStateHandler(allTimeout: gateway.settings.idleTimeout),
                                                            position: .first)
+            try channel.pipeline.syncOperations.addHandler(EagerReadHandler(), position: .first)
             try channel.pipeline.syncOperations.addHandler(RelayHandler(gateway: gateway))
             try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
             try channel.pipeline.syncOperations.addHandler(HTTPConnectionStateHandler(idleTimeout: nil, logger: logger))
@@ -37,5 +38,47 @@ struct TollgateChannel: ServerChildChannel, HTTPChannelHandler {
 
     func handle(value asyncChannel: Value, logger: Logger) async {
         await handleHTTP(asyncChannel: asyncChannel, logger: logger)
+    }
+}
+
+/// Keeps the socket readable while a response is in flight. NIO's pipelining handler withholds `read()`
+/// until the response ends, and each withheld read costs two `epoll_ctl` calls per request (interest
+/// dropped, then added back): about 5 % of the gateway's CPU. This handler, next to the socket, asks for
+/// the next read itself after every read burst, so the kernel's interest never changes; whatever a client
+/// pipelines meanwhile is buffered by the pipelining handler as before, bounded here: after `limit` bytes
+/// without a read asked for by the pipeline, it lets the pipeline's own back-pressure rule again. It stops
+/// at once when the server quiesces, so a graceful shutdown reads nothing new.
+final class EagerReadHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    typealias OutboundIn = NIOAny
+    typealias OutboundOut = NIOAny
+
+    private let limit: Int
+    private var unasked = 0
+    private var quiescing = false
+
+    init(limit: Int = 1 << 20) {
+        self.limit = limit
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        unasked += unwrapInboundIn(data).readableBytes
+        context.fireChannelRead(data)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        context.fireChannelReadComplete()
+        if !quiescing, unasked < limit, context.channel.isActive { context.read() }
+    }
+
+    func read(context: ChannelHandlerContext) {
+        unasked = 0
+        context.read()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent { quiescing = true }
+        context.fireUserInboundEventTriggered(event)
     }
 }
