@@ -132,8 +132,8 @@ struct BudgetLeaseTests {
                 let request = BudgetBook.Claim(budgetIDs: ["u"], usd: Nanodollars(worst), tokens: 0, expiresAt: t0 + 3600)
                 var decision = books[instance].reserve(request, now: t0)
                 if case .needsLease(let needs) = decision, let need = needs.first {
-                    // slices shrink as the budget nears its cap: a quarter of what is unclaimed, at least the need
-                    let want = max(need.missing, min(limit.value / 20, need.unclaimed / 4))
+                    // the gateway's own slice rule: it shrinks as the budget nears its cap
+                    let want = need.slice(for: need.missing)
                     let granted = usage.acquire(instance: instance, want: want, minimum: need.missing)
                     books[instance].leaseGranted(budgetID: "u", windowStart: window, amount: granted,
                                                  sharedSpent: usage.spent, now: t0)

@@ -40,6 +40,13 @@ public struct LeaseNeed: Hashable, Sendable {
     public var unclaimed: Int64
     /// What the claim asks of this budget (its reservation).
     public var charge: Int64
+
+    /// How much to ask the store for when `shortfall` more is needed: a quarter of what the rest of the fleet
+    /// has not claimed, at most a tenth of the limit, never less than the shortfall. Slices shrink as the
+    /// budget nears its cap, so that no instance starves the others.
+    public func slice(for shortfall: Int64) -> Int64 {
+        max(shortfall, min(limit / 10, unclaimed / 4))
+    }
 }
 
 extension BudgetBook {

@@ -144,19 +144,23 @@ final class BudgetLedger: Sendable {
     /// team and org, for all models or for this one.
     func chain(for key: ResolvedKey, model: String) -> [BudgetDefinition] {
         guard defined.load(ordering: .relaxed) > 0 else { return [] }
-        var subjects = ["key:" + key.record.id, "org:" + key.record.orgID]
-        if let user = key.record.userID { subjects.append("user:" + user) }
-        if let team = key.record.teamID { subjects.append("team:" + team) }
+        let subjects = Self.subjects(of: key)
         return state.withLock { state in
             subjects.flatMap { state.bySubject[$0] ?? [] }.filter { $0.model == nil || $0.model == model }
         }
     }
 
-    /// Every budget on the key's chain, whatever its model (`GET /v1/budget`).
-    func snapshots(for key: ResolvedKey, now: Date) -> [BudgetSnapshot] {
+    /// The subjects whose budgets bind a key: the key itself, its org, user and team.
+    private static func subjects(of key: ResolvedKey) -> [String] {
         var subjects = ["key:" + key.record.id, "org:" + key.record.orgID]
         if let user = key.record.userID { subjects.append("user:" + user) }
         if let team = key.record.teamID { subjects.append("team:" + team) }
+        return subjects
+    }
+
+    /// Every budget on the key's chain, whatever its model (`GET /v1/budget`).
+    func snapshots(for key: ResolvedKey, now: Date) -> [BudgetSnapshot] {
+        let subjects = Self.subjects(of: key)
         return state.withLock { state in
             subjects.flatMap { state.bySubject[$0] ?? [] }.compactMap { state.book.snapshot(budgetID: $0.id, now: now) }
         }

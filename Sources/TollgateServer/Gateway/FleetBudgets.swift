@@ -73,7 +73,7 @@ final class FleetBudgets: Sendable {
                 // Requests queued behind one another for the same budget share one grant when it is enough.
                 let missing = budgets.leaseShortfall(need, now: now)
                 guard missing > 0 else { continue }
-                let slice = max(missing, min(need.limit / 10, need.unclaimed / 4))
+                let slice = need.slice(for: missing)
                 do {
                     let grant = try store.acquireLease(budgetID: need.budgetID, windowStart: need.windowStart, instance: instance,
                                                        limit: need.limit, want: slice, minimum: missing,
@@ -123,11 +123,7 @@ final class FleetBudgets: Sendable {
         }
         for shared in budgets.sharedBudgets(now: now) {
             do {
-                if shared.idle(since: now.addingTimeInterval(-settings.idleRelease)), shared.releasable > 0 {
-                    try store.releaseLease(budgetID: shared.budgetID, windowStart: shared.windowStart, instance: instance,
-                                           amount: shared.releasable)
-                    budgets.leaseReleased(shared.budgetID, windowStart: shared.windowStart, amount: shared.releasable)
-                }
+                if shared.idle(since: now.addingTimeInterval(-settings.idleRelease)) { try giveBack(shared, to: budgets) }
                 if shared.active(since: now.addingTimeInterval(-60)),
                    let usage = try store.budgetUsage(budgetID: shared.budgetID, windowStart: shared.windowStart) {
                     budgets.sharedSpent(shared.budgetID, windowStart: shared.windowStart, spent: usage.spent, now: now)
@@ -150,11 +146,9 @@ final class FleetBudgets: Sendable {
         state.withLock { $0.stopped = true }
         queue.sync {
             let now = clock.now()
-            for shared in budgets.sharedBudgets(now: now) where shared.releasable > 0 {
+            for shared in budgets.sharedBudgets(now: now) {
                 do {
-                    try store.releaseLease(budgetID: shared.budgetID, windowStart: shared.windowStart, instance: instance,
-                                           amount: shared.releasable)
-                    budgets.leaseReleased(shared.budgetID, windowStart: shared.windowStart, amount: shared.releasable)
+                    try giveBack(shared, to: budgets)
                 } catch {
                     logger.warning("could not give back the lease on budget \(shared.budgetID); it returns when it expires",
                                    metadata: ["error": "\(error)"])
@@ -162,6 +156,14 @@ final class FleetBudgets: Sendable {
                 }
             }
         }
+    }
+
+    /// Returns to the store what the instance holds of the budget and does not need.
+    private func giveBack(_ shared: SharedBudgetView, to budgets: BudgetLedger) throws {
+        guard shared.releasable > 0 else { return }
+        try store.releaseLease(budgetID: shared.budgetID, windowStart: shared.windowStart, instance: instance,
+                               amount: shared.releasable)
+        budgets.leaseReleased(shared.budgetID, windowStart: shared.windowStart, amount: shared.releasable)
     }
 
     private func storeAnswered(at now: Date) {

@@ -44,19 +44,25 @@ final class KeyIndex: Sendable {
         var fresh = Table()
         fresh.slots.reserveCapacity(entries.count)
         fresh.entries.reserveCapacity(entries.count)
-        for var entry in entries {
-            guard let digest = Digest256(hex: entry.record.hashHex) else { continue }
-            entry.record.hashHex = ""  // the digest is the table's key: no second copy as text
+        for entry in entries {
+            guard let (digest, entry) = Self.indexed(entry) else { continue }
             fresh.put(digest, entry)
         }
         table.withLock { $0 = fresh }
     }
 
     func upsert(_ entry: ResolvedKey) {
-        guard let digest = Digest256(hex: entry.record.hashHex) else { return }
+        guard let (digest, entry) = Self.indexed(entry) else { return }
+        table.withLock { $0.put(digest, entry) }
+    }
+
+    /// The entry's digest, and the entry without its hex hash: the digest is the table's key, no second copy
+    /// as text.
+    private static func indexed(_ entry: ResolvedKey) -> (Digest256, ResolvedKey)? {
+        guard let digest = Digest256(hex: entry.record.hashHex) else { return nil }
         var entry = entry
         entry.record.hashHex = ""
-        table.withLock { $0.put(digest, entry) }
+        return (digest, entry)
     }
 
     func markRevoked(hashHex: String, at date: Date) {
