@@ -54,6 +54,12 @@ public enum StartupError: Error, CustomStringConvertible {
 /// drains in-flight requests and streams, flushes the ledger and closes the upstream pools.
 public enum GatewayServer {
     public static func run(options: ServeOptions, environment: [String: String] = ProcessInfo.processInfo.environment) async throws {
+        #if os(Linux)
+        // A fixed mmap threshold: blocks of 256 KiB and more (a large admin answer, a bulk load's arrays) are
+        // mapped on their own and unmapped when freed. glibc's default threshold rises to the largest block
+        // ever freed, after which such blocks stay in the heap, resident, for the life of the process.
+        _ = glibcMallocOption(glibcMmapThreshold, 256 << 10)
+        #endif
         let logger = {
             var logger = Logger(label: "tollgate")
             logger.logLevel = environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
@@ -348,4 +354,9 @@ struct LedgerService: Service {
 /// glibc's `malloc_trim` (malloc.h is not in Swift's Glibc module).
 @_silgen_name("malloc_trim")
 private func glibcMallocTrim(_ pad: Int) -> Int32
+
+/// glibc's `mallopt`, and its `M_MMAP_THRESHOLD` parameter.
+@_silgen_name("mallopt")
+private func glibcMallocOption(_ parameter: Int32, _ value: Int32) -> Int32
+private let glibcMmapThreshold: Int32 = -3
 #endif

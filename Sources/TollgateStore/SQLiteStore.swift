@@ -300,12 +300,16 @@ public final class SQLiteStore: Store {
     }
 
     public func listKeys() throws -> [KeyRecord] {
+        var keys: [KeyRecord] = []
+        try forEachKey { keys.append($0) }
+        return keys
+    }
+
+    /// Row by row through a cursor: 100,000 keys never exist as 100,000 rows in memory at once.
+    public func forEachKey(_ body: (KeyRecord) throws -> Void) throws {
         try database.read { db in
-            // Row by row through a cursor: 100,000 keys must not first exist as 100,000 rows in memory.
-            var keys: [KeyRecord] = []
             let cursor = try Row.fetchCursor(db, sql: "SELECT * FROM keys ORDER BY created_at, rowid")
-            while let row = try cursor.next() { keys.append(try KeyRecord(row: row)) }
-            return keys
+            while let row = try cursor.next() { try body(try KeyRecord(row: row)) }
         }
     }
 

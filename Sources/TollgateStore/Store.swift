@@ -93,6 +93,9 @@ public protocol Store: Sendable {
 
     func insertKey(_ key: KeyRecord) throws
     func listKeys() throws -> [KeyRecord]
+    /// Every key, one at a time, in `listKeys`' order: a caller that keeps only part of each key never holds
+    /// every row at once.
+    func forEachKey(_ body: (KeyRecord) throws -> Void) throws
     /// Marks the key revoked (by id or name) and returns it; an already revoked key keeps its first time.
     func revokeKey(_ reference: String, at: Date) throws -> KeyRecord
 
@@ -142,6 +145,10 @@ public protocol Store: Sendable {
 
 extension Store {
     public func close() {}
+
+    public func forEachKey(_ body: (KeyRecord) throws -> Void) throws {
+        for key in try listKeys() { try body(key) }
+    }
 
     /// Appends ledger rows in one transaction.
     public func appendLedger(_ rows: [LedgerRecord]) throws {

@@ -41,13 +41,15 @@ final class KeyIndex: Sendable {
     }
 
     func replaceAll(_ entries: [ResolvedKey]) {
+        replaceAll(entries.compactMap(Self.indexed))
+    }
+
+    /// Every entry by its digest (its hex hash already dropped).
+    func replaceAll(_ entries: [(Digest256, ResolvedKey)]) {
         var fresh = Table()
         fresh.slots.reserveCapacity(entries.count)
         fresh.entries.reserveCapacity(entries.count)
-        for entry in entries {
-            guard let (digest, entry) = Self.indexed(entry) else { continue }
-            fresh.put(digest, entry)
-        }
+        for (digest, entry) in entries { fresh.put(digest, entry) }
         table.withLock { $0 = fresh }
     }
 
@@ -75,7 +77,11 @@ final class KeyIndex: Sendable {
     var count: Int { table.withLock { $0.entries.count } }
 
     func authenticate(plainKey: some StringProtocol, now: Date) -> Lookup {
-        let digest = SHA256.digest(plainKey.utf8)
+        authenticate(digest: SHA256.digest(plainKey.utf8), now: now)
+    }
+
+    /// The key whose plain text has SHA-256 `digest`.
+    func authenticate(digest: Digest256, now: Date) -> Lookup {
         // The stored hash is compared to the presented key's in constant time.
         let found = table.withLock { table -> (Digest256, ResolvedKey)? in
             guard let index = table.slots.index(forKey: digest) else { return nil }
