@@ -54,10 +54,12 @@ public final class LedgerWriter: Sendable {
 
     /// Cheap and non-blocking beyond a short lock: safe on an event loop. `settling`: the shared-budget
     /// spend this row causes, committed with it.
-    public func enqueue(_ row: LedgerRecord, settling: [LeaseSettlement] = []) {
+    public func enqueue(_ row: consuming LedgerRecord, settling: [LeaseSettlement] = []) {
+        // Moved into the queue, not copied: a row holds some fifteen strings, each a reference count per copy.
+        var row = Optional(row)
         queue.withLock { queue in
-            queue.rows.append(row)
-            queue.settlements += settling
+            queue.rows.append(row.take()!)
+            if !settling.isEmpty { queue.settlements += settling }
         }
     }
 

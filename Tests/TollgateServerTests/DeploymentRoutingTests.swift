@@ -6,11 +6,12 @@ import TollgateCore
 
 /// An HTTP deployment of `name` on `host`, priced at `input`/`output` USD per million tokens.
 private func deployment(_ name: String, host: String = "127.0.0.1", port: Int = 8000, weight: Int = 1,
-                        input: String = "1", output: String = "2", capabilities: Set<String> = []) -> Deployment {
+                        input: String = "1", output: String = "2", capabilities: Set<String> = [],
+                        tier: ModelTier? = nil, downgradeTo: String? = nil) -> Deployment {
     Deployment(id: name, name: name, provider: "openai-compatible", upstreamModel: name, apiKey: nil,
                price: ModelPrice(rates: .init(input: Nanodollars(decimalString: input)!, output: Nanodollars(decimalString: output)!)),
                endpoint: .http(UpstreamTarget(tls: false, host: host, port: port), basePath: "/v1", hostHeader: "\(host):\(port)"),
-               maxOutputTokens: nil, capabilities: capabilities, weight: weight)
+               maxOutputTokens: nil, tier: tier, downgradeTo: downgradeTo, capabilities: capabilities, weight: weight)
 }
 
 private let plainNeeds = RouteNeeds(tools: false, vision: false, contextTokens: 10)
@@ -154,9 +155,7 @@ struct DeploymentRoutingTests {
 
     @Test("a budget downgrade goes to one of the target model's deployments")
     func downgradeToDeployments() {
-        var large = deployment("large")
-        large.tier = .large
-        large.downgradeTo = "m"
+        let large = deployment("large", tier: .large, downgradeTo: "m")
         let registry = ModelRegistry([large, deployment("m", host: "a"), deployment("m", host: "b")])
         var seen: Set<String> = []
         for _ in 0..<100 { seen.insert(registry.downgradeTarget(for: registry["large"]!, allowed: { _ in true })?.id ?? "none") }
@@ -168,8 +167,7 @@ struct DeploymentRoutingTests {
     func disagreement() {
         #expect(ModelRegistry.disagreement(in: [deployment("m", host: "a"), deployment("m", host: "b", weight: 5), deployment("x", input: "3")]) == nil)
         #expect(ModelRegistry.disagreement(in: [deployment("m", host: "a"), deployment("m", host: "b", input: "3")])! == ("m", "price"))
-        var small = deployment("m", host: "b")
-        small.tier = .small
+        let small = deployment("m", host: "b", tier: .small)
         #expect(ModelRegistry.disagreement(in: [deployment("m", host: "a"), small])! == ("m", "tier"))
     }
 

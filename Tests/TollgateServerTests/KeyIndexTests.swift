@@ -34,8 +34,8 @@ struct KeyIndexTests {
         let index = KeyIndex()
         let (a, b) = (VirtualKey.generate(), VirtualKey.generate())
         index.upsert(Self.key(a))
-        var renamed = Self.key(a)
-        renamed.userName = "bob"
+        let first = Self.key(a)
+        let renamed = ResolvedKey(record: first.record, userName: "bob", teamName: nil, allowedModels: nil)
         index.upsert(renamed)
         #expect(index.count == 1)
         guard case .valid(let found) = index.authenticate(plainKey: a, now: Date()) else {

@@ -269,6 +269,45 @@ def test_upstream_hang_gives_504(gateway, fake, ident, ledger_row):
     assert row["status"] == 504
 
 
+def test_keys_change_on_one_connection(gateway, new_identity, ledger_row):
+    """Each request on a keep-alive connection is checked against the key it presents (the gateway keeps the
+    last key's digest per connection): another key is another caller, a wrong key is refused, and the first
+    key works again."""
+    alice, bob = new_identity(), new_identity()
+    h = host(gateway)
+    with raw_conn(gateway) as c:
+        answers = []
+        for key in (alice.key, bob.key, alice.key[:-1] + ("0" if alice.key[-1] != "0" else "1"), "", alice.key):
+            headers = auth(key) if key else {"Content-Type": "application/json"}
+            c.send(rawhttp.build_request("POST", "/v1/chat/completions", h, headers,
+                                         chat_body("fake-mini", f"{nonce()} REPLY_WORDS 2")))
+            answers.append(c.read_response())
+    assert [r.status for r in answers] == [200, 200, 401, 401, 200]
+    users = [ledger_row(r.headers["x-tollgate-request-id"]).get("user") for r in answers]
+    assert users[0] == alice.user and users[1] == bob.user and users[4] == alice.user
+    assert users[2] is None and users[3] is None
+
+
+def test_hang_after_an_answer_on_the_same_connection(gateway, fake, ident, ledger_row):
+    """The first-byte deadline follows each request on a keep-alive connection (one timer per connection
+    follows the deadlines): a request that hangs after one that was answered still gets its 504."""
+    h = host(gateway)
+    with raw_conn(gateway, timeout=20) as c:
+        c.send(rawhttp.build_request("POST", "/v1/chat/completions", h, auth(ident.key),
+                                     chat_body("fake-mini", f"{nonce()} REPLY_WORDS 2")))
+        first = c.read_response()
+        time.sleep(1.0)
+        t0 = time.monotonic()
+        c.send(rawhttp.build_request("POST", "/v1/chat/completions", h, auth(ident.key),
+                                     chat_body("fake-mini", f"{nonce()} HANG")))
+        second = c.read_response()
+        elapsed = time.monotonic() - t0
+    assert first.status == 200
+    assert second.status == 504
+    assert 2.5 <= elapsed < 10, f"504 after {elapsed:.2f}s; first_byte_ms is 3000"
+    assert ledger_row(second.headers["x-tollgate-request-id"])["status"] == 504
+
+
 # -------------------------------------------------------------------------------------------- TLS upstream
 
 @pytest.fixture(scope="module")

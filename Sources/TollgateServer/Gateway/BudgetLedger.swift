@@ -12,8 +12,8 @@ import TollgateStore
 final class BudgetLedger: Sendable {
     private struct State {
         var book = BudgetBook()
-        /// `scope:subjectID` → the budgets on that subject.
-        var bySubject: [String: [BudgetDefinition]] = [:]
+        /// A subject → the budgets on it.
+        var bySubject: [Subject: [BudgetDefinition]] = [:]
         var records: [String: BudgetRecord] = [:]
     }
 
@@ -74,7 +74,7 @@ final class BudgetLedger: Sendable {
         state.withLock { state in
             state.book.remove(id: id)
             if let record = state.records.removeValue(forKey: id) {
-                state.bySubject[record.scope + ":" + record.subjectID]?.removeAll { $0.id == id }
+                state.bySubject[Subject(scope: record.scope, id: record.subjectID)]?.removeAll { $0.id == id }
             }
             defined.store(state.records.count, ordering: .relaxed)
         }
@@ -100,7 +100,7 @@ final class BudgetLedger: Sendable {
             if let shared, state.book.lease(budgetID: definition.id) == nil {
                 state.book.share(budgetID: definition.id, sharedSpent: shared, now: now)
             }
-            let subject = record.scope + ":" + record.subjectID
+            let subject = Subject(scope: record.scope, id: record.subjectID)
             state.bySubject[subject, default: []].removeAll { $0.id == definition.id }
             state.bySubject[subject, default: []].append(definition)
             state.records[definition.id] = record
@@ -146,15 +146,28 @@ final class BudgetLedger: Sendable {
         guard defined.load(ordering: .relaxed) > 0 else { return [] }
         let subjects = Self.subjects(of: key)
         return state.withLock { state in
-            subjects.flatMap { state.bySubject[$0] ?? [] }.filter { $0.model == nil || $0.model == model }
+            var chain: [BudgetDefinition] = []
+            for subject in subjects {
+                for budget in state.bySubject[subject] ?? [] where budget.model == nil || budget.model == model {
+                    chain.append(budget)
+                }
+            }
+            return chain
         }
     }
 
+    /// A budget's subject, as the index holds it: no `scope:id` string to build per request.
+    struct Subject: Hashable {
+        var scope: String
+        var id: String
+    }
+
     /// The subjects whose budgets bind a key: the key itself, its org, user and team.
-    private static func subjects(of key: ResolvedKey) -> [String] {
-        var subjects = ["key:" + key.record.id, "org:" + key.record.orgID]
-        if let user = key.record.userID { subjects.append("user:" + user) }
-        if let team = key.record.teamID { subjects.append("team:" + team) }
+    private static func subjects(of key: ResolvedKey) -> [Subject] {
+        var subjects = [Subject(scope: "key", id: key.record.id), Subject(scope: "org", id: key.record.orgID)]
+        subjects.reserveCapacity(4)
+        if let user = key.record.userID { subjects.append(Subject(scope: "user", id: user)) }
+        if let team = key.record.teamID { subjects.append(Subject(scope: "team", id: team)) }
         return subjects
     }
 

@@ -2,12 +2,28 @@ import Foundation
 import Synchronization
 import TollgateCore
 
-/// A key as the request path needs it, with its owner's names resolved once.
-struct ResolvedKey: Sendable {
-    var record: KeyRecord
-    var userName: String?
-    var teamName: String?
-    var allowedModels: Set<String>?
+/// A key as the request path needs it, with its owner's names resolved once. A class, immutable: a request
+/// refers to its key from several places, and a struct of a dozen strings cost a dozen reference counts at
+/// every copy.
+final class ResolvedKey: Sendable {
+    let record: KeyRecord
+    let userName: String?
+    let teamName: String?
+    let allowedModels: Set<String>?
+
+    init(record: KeyRecord, userName: String?, teamName: String?, allowedModels: Set<String>?) {
+        self.record = record
+        self.userName = userName
+        self.teamName = teamName
+        self.allowedModels = allowedModels
+    }
+
+    /// The same key with its record changed.
+    func with(_ change: (inout KeyRecord) -> Void) -> ResolvedKey {
+        var record = record
+        change(&record)
+        return ResolvedKey(record: record, userName: userName, teamName: teamName, allowedModels: allowedModels)
+    }
 
     func mayUse(_ name: String) -> Bool { allowedModels?.contains(name) ?? true }
 }
@@ -62,15 +78,13 @@ final class KeyIndex: Sendable {
     /// as text.
     private static func indexed(_ entry: ResolvedKey) -> (Digest256, ResolvedKey)? {
         guard let digest = Digest256(hex: entry.record.hashHex) else { return nil }
-        var entry = entry
-        entry.record.hashHex = ""
-        return (digest, entry)
+        return (digest, entry.with { $0.hashHex = "" })
     }
 
     func markRevoked(hashHex: String, at date: Date) {
         guard let digest = Digest256(hex: hashHex) else { return }
         table.withLock { table in
-            if let slot = table.slots[digest] { table.entries[Int(slot)].record.revokedAt = date }
+            if let slot = table.slots[digest] { table.entries[Int(slot)] = table.entries[Int(slot)].with { $0.revokedAt = date } }
         }
     }
 

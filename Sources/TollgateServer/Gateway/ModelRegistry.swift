@@ -37,7 +37,10 @@ struct UpstreamTimeouts: Sendable, Equatable {
 /// One deployment of a model a client can ask for, and how to reach it. Entries sharing a `name` are
 /// deployments of one model (two provider accounts, two vLLM servers): each has its own `id`, circuit
 /// breaker and in-flight count.
-struct Deployment: Sendable {
+///
+/// A class, immutable once configured: an exchange, its fallbacks and the route plan refer to it many times
+/// per request, and a struct of a dozen strings and sets cost a dozen reference counts at every copy.
+final class Deployment: Sendable {
     enum Endpoint: Sendable {
         /// An OpenAI-compatible HTTP server; `basePath` is the base URL's path (`/v1`).
         case http(UpstreamTarget, basePath: String, hostHeader: String)
@@ -45,28 +48,46 @@ struct Deployment: Sendable {
     }
 
     /// The model's name when it has one deployment, else `name#1`, `name#2`, … in config order.
-    var id: String
-    var name: String
-    var provider: String
-    var upstreamModel: String
-    var apiKey: String?
-    var price: ModelPrice
-    var endpoint: Endpoint
-    var maxOutputTokens: Int?
-    var tier: ModelTier? = nil
+    let id: String
+    let name: String
+    let provider: String
+    let upstreamModel: String
+    let apiKey: String?
+    let price: ModelPrice
+    let endpoint: Endpoint
+    let maxOutputTokens: Int?
+    let tier: ModelTier?
     /// Where an exhausted `downgrade` budget sends this model's requests (else the cheapest model one
     /// tier lower).
-    var downgradeTo: String? = nil
+    let downgradeTo: String?
     /// The format its upstream speaks; the demo model speaks OpenAI's.
-    var wire: WireFormat = .openAI
+    let wire: WireFormat
     /// Sent when translating, or when an Anthropic client sent none.
-    var anthropicVersion: String = "2023-06-01"
+    let anthropicVersion: String
     /// What the model can do (`tools`, `vision`, `json`), for `cheapest-capable` routes.
-    var capabilities: Set<String> = []
-    var contextWindow: Int? = nil
+    let capabilities: Set<String>
+    let contextWindow: Int?
     /// Its share of its model's traffic, and in a weighted `loadbalance` route.
-    var weight: Int = 1
-    var timeouts = UpstreamTimeouts(GatewayConfig.Timeouts())
+    let weight: Int
+    let timeouts: UpstreamTimeouts
+
+    init(id: String, name: String, provider: String, upstreamModel: String, apiKey: String?, price: ModelPrice,
+         endpoint: Endpoint, maxOutputTokens: Int?, tier: ModelTier? = nil, downgradeTo: String? = nil,
+         wire: WireFormat = .openAI, anthropicVersion: String = "2023-06-01", capabilities: Set<String> = [],
+         contextWindow: Int? = nil, weight: Int = 1, timeouts: UpstreamTimeouts = UpstreamTimeouts(GatewayConfig.Timeouts())) {
+        self.id = id; self.name = name; self.provider = provider; self.upstreamModel = upstreamModel
+        self.apiKey = apiKey; self.price = price; self.endpoint = endpoint; self.maxOutputTokens = maxOutputTokens
+        self.tier = tier; self.downgradeTo = downgradeTo; self.wire = wire; self.anthropicVersion = anthropicVersion
+        self.capabilities = capabilities; self.contextWindow = contextWindow; self.weight = weight; self.timeouts = timeouts
+    }
+
+    /// The same deployment under another id.
+    func with(id: String) -> Deployment {
+        Deployment(id: id, name: name, provider: provider, upstreamModel: upstreamModel, apiKey: apiKey, price: price,
+                   endpoint: endpoint, maxOutputTokens: maxOutputTokens, tier: tier, downgradeTo: downgradeTo, wire: wire,
+                   anthropicVersion: anthropicVersion, capabilities: capabilities, contextWindow: contextWindow,
+                   weight: weight, timeouts: timeouts)
+    }
 
     var isSimulated: Bool {
         if case .demo = endpoint { return true }
@@ -91,10 +112,9 @@ struct ModelRegistry: Sendable {
         let counts = Dictionary(deployments.map { ($0.name, 1) }, uniquingKeysWith: +)
         var seen: [String: Int] = [:]
         self.all = deployments.map { deployment in
-            var deployment = deployment
             seen[deployment.name, default: 0] += 1
-            deployment.id = counts[deployment.name, default: 1] > 1 ? "\(deployment.name)#\(seen[deployment.name, default: 1])" : deployment.name
-            return deployment
+            return deployment.with(id: counts[deployment.name, default: 1] > 1 ? "\(deployment.name)#\(seen[deployment.name, default: 1])"
+                                                                                : deployment.name)
         }
         self.deployments = Dictionary(grouping: all, by: \.name)
         self.routes = Dictionary(routes.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })

@@ -25,8 +25,10 @@ struct TollgateChannel: ServerChildChannel, HTTPChannelHandler {
                 withErrorHandling: true,
                 withOutboundHeaderValidation: false
             )
-            // In front of the relay: Hummingbird's own idle time-out never sees `/v1` traffic.
-            try channel.pipeline.syncOperations.addHandler(IdleStateHandler(allTimeout: gateway.settings.idleTimeout),
+            // In front of the relay: Hummingbird's own idle time-out never sees `/v1` traffic. Reads only: the
+            // relay closes on it only when nothing is in flight, and watching writes too cost a promise and a
+            // callback per write.
+            try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: gateway.settings.idleTimeout),
                                                            position: .first)
             try channel.pipeline.syncOperations.addHandler(EagerReadHandler(), position: .first)
             try channel.pipeline.syncOperations.addHandler(RelayHandler(gateway: gateway))

@@ -58,14 +58,11 @@ final class WebhookSender: Sendable {
 
     private func attempt(_ body: String, event: String, number: Int, delivered: (@Sendable (Bool) -> Void)?) {
         guard let pool = pools.pool(for: eventLoop) else { return }
-        var headers = HTTPHeaders()
-        headers.add(name: "host", value: endpoint.hostHeader)
-        headers.add(name: "content-type", value: "application/json")
-        headers.add(name: "content-length", value: String(body.utf8.count))
-        headers.add(name: "user-agent", value: "tollgate-webhook")
-        headers.add(name: "x-tollgate-event", value: event)
-        headers.add(name: "x-tollgate-signature", value: signature(of: body))
-        let head = HTTPRequestHead(version: .http1_1, method: .POST, uri: endpoint.path, headers: headers)
+        // The head as bytes, as the upstream connections send it (`PrebuiltRequestEncoder`).
+        var head = ByteBuffer()
+        head.writeString("POST \(endpoint.path) HTTP/1.1\r\nhost: \(endpoint.hostHeader)\r\ncontent-type: application/json\r\n")
+        head.writeString("content-length: \(body.utf8.count)\r\nuser-agent: tollgate-webhook\r\n")
+        head.writeString("x-tollgate-event: \(event)\r\nx-tollgate-signature: \(signature(of: body))\r\n\r\n")
         let exchange = WebhookExchange(eventLoop: eventLoop, timeout: timeout) { succeeded, detail in
             if succeeded {
                 self.logger.info("webhook \(event) delivered", metadata: ["attempt": "\(number)"])

@@ -146,7 +146,8 @@ final class Exchange {
     var tags: [String] = []
     var phase: Phase = .awaitingUpstream
     var source: ResponseSource?
-    var upstreamRequest: (head: HTTPRequestHead, body: ByteBuffer)?
+    /// The upstream request as sent: its head's bytes, and its body.
+    var upstreamRequest: (head: ByteBuffer, body: ByteBuffer)?
     var retriedOnFreshConnection = false
     /// What the admission stage admitted, settled with the ledger row.
     var admission: Admission.Ticket?
@@ -178,8 +179,12 @@ final class Exchange {
     var firstByteAt: NIODeadline?
     /// When the first chunk of a stream passed to the client: time to first token.
     var firstChunkAt: NIODeadline?
-    var firstByteTimer: Scheduled<Void>?
-    var idleTimer: Scheduled<Void>?
+    /// When the upstream must have begun its answer (set while one is awaited).
+    var firstByteDeadline: NIODeadline?
+    /// When a stream that has sent nothing since is cut (moved on every chunk).
+    var idleDeadline: NIODeadline?
+    /// The back-off before a route tries the same deployment again.
+    var retryTimer: Scheduled<Void>?
 
     init(clientHead: HTTPRequestHead, startedAt: NIODeadline, createdAt: Date) {
         self.id = RequestID.make()
@@ -201,10 +206,19 @@ final class Exchange {
     }
 
     func cancelTimers() {
-        firstByteTimer?.cancel()
-        firstByteTimer = nil
-        idleTimer?.cancel()
-        idleTimer = nil
+        firstByteDeadline = nil
+        idleDeadline = nil
+        retryTimer?.cancel()
+        retryTimer = nil
+    }
+
+    /// The earlier of its deadlines.
+    var nextDeadline: NIODeadline? {
+        switch (firstByteDeadline, idleDeadline) {
+        case (let a?, let b?): min(a, b)
+        case (let a?, nil): a
+        case (nil, let b): b
+        }
     }
 
     /// `x-tollgate-tags: a,b` — trimmed, empties dropped, at most 16 of at most 64 bytes each.

@@ -37,13 +37,24 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     private var context: ChannelHandlerContext?
     /// Set when the client asked to close, or when the connection cannot carry another request.
     private var closeAfterResponse = false
+    /// The key the last request on this connection presented, and its SHA-256.
+    private var lastPresentedKey: (bytes: [UInt8], digest: Digest256)?
+    /// A request passed on to Hummingbird has not been answered to its end yet.
+    private var passThroughResponding = false
+    /// The connection's one timer for upstream deadlines (see `watch`), and when it is due.
+    private var watchdog: Scheduled<Void>?
+    private var watchdogDue: NIODeadline?
 
     init(gateway: Gateway) {
         self.gateway = gateway
     }
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
-    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+        watchdog?.cancel()
+        watchdog = nil
+    }
 
     // MARK: Inbound
 
@@ -63,6 +74,7 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
                 }
             } else {
                 state = .passingThrough
+                passThroughResponding = true
                 context.fireChannelRead(data)
             }
         case (.passingThrough, .end):
@@ -103,14 +115,20 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         context.fireChannelInactive()
     }
 
-    /// A keep-alive connection with nothing in flight for `idle_ms` is closed; one waiting on its
-    /// upstream is left to the upstream time-outs.
+    /// A keep-alive connection that has sent nothing for `idle_ms` and has nothing in flight is closed; one
+    /// waiting on its upstream is left to the upstream time-outs.
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is IdleStateHandler.IdleStateEvent {
-            if case .idle = state { context.close(promise: nil) }
+            if case .idle = state, !passThroughResponding { context.close(promise: nil) }
             return
         }
         context.fireUserInboundEventTriggered(event)
+    }
+
+    /// Watches only for the end of a response to a request passed on (Hummingbird's).
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if passThroughResponding, case .end = unwrapOutboundIn(data) { passThroughResponding = false }
+        context.write(data, promise: promise)
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -167,7 +185,7 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         var presented: Substring?
         if let authorization = headers.first(name: "authorization") {
             let value = Substring(authorization)
-            if value.count > 7, value.prefix(7).lowercased() == "bearer " {
+            if value.utf8.count > 7, RelayHandler.isBearer(value.utf8.prefix(7)) {
                 presented = value.dropFirst(7).drop(while: { $0 == " " })
             }
         } else if let apiKey = headers.first(name: "x-api-key") {
@@ -177,7 +195,7 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             refuse(exchange, .invalidAPIKey(reason: "Missing API key: send it as 'Authorization: Bearer tg-…'."), record: true)
             return nil
         }
-        switch gateway.keys.authenticate(plainKey: presented, now: gateway.clock.now()) {
+        switch gateway.keys.authenticate(digest: digest(of: presented), now: gateway.clock.now()) {
         case .valid(let key):
             exchange.key = key
             return key
@@ -186,6 +204,31 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             refuse(exchange, .invalidAPIKey(reason: reason), record: true)
             return nil
         }
+    }
+
+    /// The SHA-256 of the presented key. A keep-alive connection presents the same key on every request:
+    /// its digest is kept with the key and reused when the next request's key is byte for byte the same
+    /// (compared in constant time), which saves hashing on every request after the first.
+    private func digest(of presented: Substring) -> Digest256 {
+        let bytes = presented.utf8
+        if let last = lastPresentedKey, last.bytes.count == bytes.count {
+            var difference: UInt8 = 0
+            for (a, b) in zip(last.bytes, bytes) { difference |= a ^ b }
+            if difference == 0 { return last.digest }
+        }
+        let digest = SHA256.digest(bytes)
+        lastPresentedKey = (Array(bytes), digest)
+        return digest
+    }
+
+    /// `Bearer ` in any case.
+    private static func isBearer(_ prefix: Substring.UTF8View.SubSequence) -> Bool {
+        var matches = true
+        for (byte, expected) in zip(prefix, "bearer ".utf8) {
+            let lower = byte >= UInt8(ascii: "A") && byte <= UInt8(ascii: "Z") ? byte | 0x20 : byte
+            matches = matches && lower == expected
+        }
+        return matches
     }
 
     private func forward(_ exchange: Exchange, body: ByteBuffer, tooLarge: Bool, context: ChannelHandlerContext) {
@@ -353,17 +396,12 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         }
     }
 
-    /// The upstream request's head: the provider's key (never the caller's), and for Anthropic the
-    /// client's `anthropic-version` (else the model's) and every `anthropic-beta` it sent.
+    /// The upstream request's head, as the bytes sent: the provider's key (never the caller's), and for
+    /// Anthropic the client's `anthropic-version` (else the model's) and every `anthropic-beta` it sent.
+    /// Written straight into a buffer: every name and value is the gateway's own or one the client's HTTP
+    /// parser accepted, and building an `HTTPHeaders` for NIO's encoder to write again cost about 1.5 µs.
     private func upstreamHead(_ exchange: Exchange, _ deployment: Deployment, basePath: String, hostHeader: String,
-                              bodyLength: Int) -> HTTPRequestHead {
-        var headers = HTTPHeaders()
-        headers.reserveCapacity(8)
-        headers.add(name: "host", value: hostHeader)
-        headers.add(name: "content-type", value: "application/json")
-        headers.add(name: "content-length", value: String(bodyLength))
-        headers.add(name: "accept", value: exchange.fields.stream ? "text/event-stream" : "application/json")
-        headers.add(name: "user-agent", value: "tollgate")
+                              bodyLength: Int) -> ByteBuffer {
         // A translated request goes to the model's own endpoint.
         var endpoint = exchange.endpoint ?? .chatCompletions
         switch (deployment.wire, endpoint) {
@@ -371,22 +409,44 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         case (.openAI, .messages): endpoint = .chatCompletions
         default: break
         }
-        var uri = basePath + endpoint.upstreamPath
+        var head = context?.channel.allocator.buffer(capacity: 320) ?? ByteBuffer()
+        head.writeStaticString("POST ")
+        head.writeString(basePath)
+        head.writeString(endpoint.upstreamPath)
+        // Coding agents call `/v1/messages?beta=true`: the query goes on as it came.
+        if deployment.wire == .anthropic, exchange.clientFormat == .anthropic,
+           let query = exchange.clientHead.uri.split(separator: "?", maxSplits: 1).dropFirst().first {
+            head.writeStaticString("?")
+            head.writeSubstring(query)
+        }
+        head.writeStaticString(" HTTP/1.1\r\nhost: ")
+        head.writeString(hostHeader)
+        head.writeStaticString("\r\ncontent-type: application/json\r\ncontent-length: ")
+        head.writeString(String(bodyLength))
+        head.writeStaticString(exchange.fields.stream ? "\r\naccept: text/event-stream" : "\r\naccept: application/json")
+        head.writeStaticString("\r\nuser-agent: tollgate\r\n")
+        func header(_ name: StaticString, _ value: String) {
+            head.writeStaticString(name)
+            head.writeStaticString(": ")
+            head.writeString(value)
+            head.writeStaticString("\r\n")
+        }
         switch deployment.wire {
         case .openAI:
-            if let apiKey = deployment.apiKey { headers.add(name: "authorization", value: "Bearer " + apiKey) }
-        case .anthropic:
-            if let apiKey = deployment.apiKey { headers.add(name: "x-api-key", value: apiKey) }
-            let client = exchange.clientHead.headers
-            headers.add(name: "anthropic-version", value: client.first(name: "anthropic-version") ?? deployment.anthropicVersion)
-            let betas = client["anthropic-beta"]
-            if !betas.isEmpty { headers.add(name: "anthropic-beta", value: betas.joined(separator: ",")) }
-            // Coding agents call `/v1/messages?beta=true`: the query goes on as it came.
-            if exchange.clientFormat == .anthropic, let query = exchange.clientHead.uri.split(separator: "?", maxSplits: 1).dropFirst().first {
-                uri += "?" + query
+            if let apiKey = deployment.apiKey {
+                head.writeStaticString("authorization: Bearer ")
+                head.writeString(apiKey)
+                head.writeStaticString("\r\n")
             }
+        case .anthropic:
+            if let apiKey = deployment.apiKey { header("x-api-key", apiKey) }
+            let client = exchange.clientHead.headers
+            header("anthropic-version", client.first(name: "anthropic-version") ?? deployment.anthropicVersion)
+            let betas = client["anthropic-beta"]
+            if !betas.isEmpty { header("anthropic-beta", betas.joined(separator: ",")) }
         }
-        return HTTPRequestHead(version: .http1_1, method: .POST, uri: uri, headers: headers)
+        head.writeStaticString("\r\n")
+        return head
     }
 
     /// `POST /v1/messages/count_tokens`: forwarded to Anthropic models (free there, so no ledger row and
@@ -507,9 +567,8 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             switch result {
             case .success(let connection):
                 exchange.source = .upstream(connection)
-                exchange.firstByteTimer = context.eventLoop.assumeIsolated().scheduleTask(in: timeouts.firstByte) {
-                    self.firstByteTimedOut(exchange, after: timeouts.firstByte)
-                }
+                exchange.firstByteDeadline = .now() + timeouts.firstByte
+                self.watch(exchange)
                 connection.send(head: request.head, body: request.body, delegate: self)
             case .failure(let error):
                 if let id = exchange.deployment?.id {
@@ -547,8 +606,7 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
 
     func upstreamResponseHead(_ head: HTTPResponseHead) {
         guard case .responding(let exchange) = state, !exchange.isSettled else { return }
-        exchange.firstByteTimer?.cancel()
-        exchange.firstByteTimer = nil
+        exchange.firstByteDeadline = nil
         exchange.firstByteAt = exchange.firstByteAt ?? .now()
         let code = head.status.code
         if code >= 500 || code == 429 {
@@ -740,9 +798,9 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         if retrySame {
             exchange.attemptsOnDeployment += 1
             let backoff = RelayHandler.retryBackoff(attempt: exchange.attemptsOnDeployment)
-            exchange.firstByteTimer = context.eventLoop.assumeIsolated().scheduleTask(in: backoff) {
+            exchange.retryTimer = context.eventLoop.assumeIsolated().scheduleTask(in: backoff) {
                 guard case .responding(let live) = self.state, live === exchange, !exchange.isSettled else { return }
-                exchange.firstByteTimer = nil
+                exchange.retryTimer = nil
                 self.dispatch(exchange, key: key, deployment: exchange.requestedDeployment ?? current, context: context)
             }
             return true
@@ -764,9 +822,38 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         return .nanoseconds(Int64(Double(base) * Double.random(in: 0.5...1.5)))
     }
 
-    private func firstByteTimedOut(_ exchange: Exchange, after timeout: TimeAmount) {
+    /// Keeps the connection's one watchdog task due no later than the exchange's next deadline. Deadlines
+    /// move with every request and every stream chunk, and moving one is a store: a task scheduled and
+    /// cancelled per request and per chunk cost about 3 % of the CPU. The task, when it fires, acts on the
+    /// deadlines that have passed and follows the ones that moved.
+    private func watch(_ exchange: Exchange) {
+        guard let context, let deadline = exchange.nextDeadline else { return }
+        if let due = watchdogDue, due <= deadline { return }
+        watchdog?.cancel()
+        watchdogDue = deadline
+        watchdog = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [weak self] in
+            self?.watchdogFired()
+        }
+    }
+
+    private func watchdogFired() {
+        watchdog = nil
+        watchdogDue = nil
+        guard case .responding(let exchange) = state, !exchange.isSettled else { return }
+        let now = NIODeadline.now()
+        if let deadline = exchange.firstByteDeadline, deadline <= now {
+            firstByteTimedOut(exchange)
+        } else if let deadline = exchange.idleDeadline, deadline <= now {
+            idleTimedOut(exchange)
+        } else {
+            watch(exchange)
+        }
+    }
+
+    private func firstByteTimedOut(_ exchange: Exchange) {
         guard case .responding(let current) = state, current === exchange, !exchange.isSettled else { return }
-        exchange.firstByteTimer = nil
+        exchange.firstByteDeadline = nil
+        let timeout = exchange.deployment?.timeouts.firstByte ?? .zero
         if let id = exchange.deployment?.id {
             gateway.health.recordFailure(id, error: "no answer within the first-byte time-out", at: gateway.clock.now())
         }
@@ -779,17 +866,15 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     }
 
     private func armIdleTimer(_ exchange: Exchange) {
-        guard let context, let idle = exchange.deployment?.timeouts.idle else { return }
-        exchange.idleTimer?.cancel()
-        exchange.idleTimer = context.eventLoop.assumeIsolated().scheduleTask(in: idle) {
-            self.idleTimedOut(exchange)
-        }
+        guard let idle = exchange.deployment?.timeouts.idle else { return }
+        exchange.idleDeadline = .now() + idle
+        watch(exchange)
     }
 
     private func idleTimedOut(_ exchange: Exchange) {
         guard case .responding(let current) = state, current === exchange, !exchange.isSettled,
               case .streaming(let tap) = exchange.phase else { return }
-        exchange.idleTimer = nil
+        exchange.idleDeadline = nil
         exchange.abandonSource()
         let billed = tap.billedUsage(fallback: exchange.estimatedUsage(contentEvents: tap.contentEvents))
         settle(exchange, exchange.ledgerRecord(status: 200, usage: billed.usage, usageEstimated: billed.estimated,
@@ -885,7 +970,7 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         context?.write(wrapOutboundOut(.head(head)), promise: nil)
     }
 
-    private func settle(_ exchange: Exchange, _ record: LedgerRecord) {
+    private func settle(_ exchange: Exchange, _ record: consuming LedgerRecord) {
         guard !exchange.isSettled else { return }
         exchange.phase = .settled
         leaveDeployment(exchange)

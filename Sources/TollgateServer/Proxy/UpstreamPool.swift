@@ -53,17 +53,26 @@ final class UpstreamConnection: ChannelInboundHandler, RemovableChannelHandler {
         self.pool = pool
     }
 
-    func send(head: HTTPRequestHead, body: ByteBuffer, delegate: any UpstreamResponseDelegate) {
+    /// Sends a request whose head is already encoded (`PrebuiltRequestEncoder`): a keep-alive `POST`.
+    func send(head: ByteBuffer, body: ByteBuffer, delegate: any UpstreamResponseDelegate) {
         guard let channel, !isClosed else {
             delegate.upstreamFailed(UpstreamConnectionError.closedEarly, receivedResponse: false, wasReused: requestsServed > 0)
             return
         }
         self.delegate = delegate
         receivedResponse = false
-        keepAlive = head.isKeepAlive
-        channel.write(HTTPClientRequestPart.head(head), promise: nil)
-        channel.write(HTTPClientRequestPart.body(.byteBuffer(body)), promise: nil)
-        channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+        keepAlive = true
+        // The response decoder learns the method from the head part (a HEAD answer has no body).
+        channel.write(HTTPClientRequestPart.head(PrebuiltRequestEncoder.post), promise: nil)
+        if body.readableBytes <= 8192 {
+            var request = head
+            var body = body
+            request.writeBuffer(&body)
+            channel.writeAndFlush(HTTPClientRequestPart.body(.byteBuffer(request)), promise: nil)
+        } else {
+            channel.write(HTTPClientRequestPart.body(.byteBuffer(head)), promise: nil)
+            channel.writeAndFlush(HTTPClientRequestPart.body(.byteBuffer(body)), promise: nil)
+        }
     }
 
     /// Stops reading while the client cannot take more (backpressure), and resumes.
@@ -122,6 +131,25 @@ final class UpstreamConnection: ChannelInboundHandler, RemovableChannelHandler {
     }
 }
 
+/// Sends requests whose bytes the relay wrote itself: a head part only tells the response decoder (which
+/// sits between) the method; body parts go to the socket as they are; the end part writes nothing (the
+/// request carries its `content-length`).
+final class PrebuiltRequestEncoder: ChannelOutboundHandler, RemovableChannelHandler {
+    typealias OutboundIn = HTTPClientRequestPart
+    typealias OutboundOut = IOData
+
+    static let post = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/")
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        switch unwrapOutboundIn(data) {
+        case .head, .end:
+            promise?.succeed(())
+        case .body(let body):
+            context.write(wrapOutboundOut(body), promise: promise)
+        }
+    }
+}
+
 /// Keep-alive connections to every upstream, for one event loop: used only from that loop, so it needs
 /// no lock, and a client connection and its upstream connection share a thread.
 final class UpstreamPool {
@@ -171,8 +199,10 @@ final class UpstreamPool {
                         let tls = try NIOSSLClientHandler(context: tlsContext, serverHostname: serverHostname)
                         try channel.pipeline.syncOperations.addHandler(tls)
                     }
-                    // The upstream request's headers are built by the gateway from its config.
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers(enableOutboundHeaderValidation: false)
+                    // The upstream request's head is written by the relay as bytes; NIO's response decoder reads the
+                    // answer (and watches the head part go by for its method).
+                    try channel.pipeline.syncOperations.addHandler(PrebuiltRequestEncoder())
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .dropBytes)))
                     try channel.pipeline.syncOperations.addHandler(UpstreamConnection(target: target))
                 }
             }
