@@ -43,7 +43,7 @@ struct KeyIndexTests {
             return
         }
         #expect(found.userName == "bob")
-        index.replaceAll([Self.key(b)])
+        index.replaceAll([(SHA256.digest(Array(b.utf8)), Self.key(b))])
         #expect(index.count == 1)
         guard case .refused(nil, _) = index.authenticate(plainKey: a, now: Date()),
               case .valid = index.authenticate(plainKey: b, now: Date()) else {

@@ -79,7 +79,7 @@ struct AdminAPI: Sendable {
             return AdminAPI.json(AdminAPI.view(org), status: .created)
         }
         admin.get("orgs") { _, _ in
-            AdminAPI.json(.object([("data", .array(try AdminAPI.storing { try store.listOrgs() }.map(AdminAPI.view)))]))
+            AdminAPI.jsonList(try AdminAPI.storing { try store.listOrgs() }, AdminAPI.view)
         }
         admin.post("teams") { request, context in
             let body = try await AdminAPI.body(request, context)
@@ -87,7 +87,7 @@ struct AdminAPI: Sendable {
             return AdminAPI.json(AdminAPI.view(team), status: .created)
         }
         admin.get("teams") { _, _ in
-            AdminAPI.json(.object([("data", .array(try AdminAPI.storing { try store.listTeams() }.map(AdminAPI.view)))]))
+            AdminAPI.jsonList(try AdminAPI.storing { try store.listTeams() }, AdminAPI.view)
         }
         admin.post("users") { request, context in
             let body = try await AdminAPI.body(request, context)
@@ -96,7 +96,7 @@ struct AdminAPI: Sendable {
         }
         admin.get("users") { _, _ in
             let users = try AdminAPI.storing { try store.listUsers() }
-            return AdminAPI.json(.object([("data", .array(users.map(self.view)))]))
+            return AdminAPI.jsonList(users, self.view)
         }
         admin.post("keys") { request, context in
             let body = try await AdminAPI.body(request, context)
@@ -104,7 +104,7 @@ struct AdminAPI: Sendable {
         }
         admin.get("keys") { _, _ in
             let keys = try AdminAPI.storing { try store.listKeys() }
-            return AdminAPI.json(.object([("data", .array(try keys.map { try self.view($0, plainKey: nil) }))]))
+            return try AdminAPI.jsonList(keys, rowBytes: 400) { try self.view($0, plainKey: nil) }
         }
         admin.delete("keys/:key") { _, context in
             let reference = try context.parameters.require("key")
@@ -329,8 +329,26 @@ struct AdminAPI: Sendable {
     // MARK: Plumbing
 
     static func json(_ value: JSONValue, status: HTTPResponse.Status = .ok) -> Response {
-        Response(status: status, headers: [.contentType: "application/json"],
-                 body: .init(byteBuffer: ByteBuffer(string: value.rendered)))
+        json(rendered: value.rendered, status: status)
+    }
+
+    static func json(rendered: String, status: HTTPResponse.Status = .ok) -> Response {
+        Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: rendered)))
+    }
+
+    /// `{"data":[…]}`, rendered one row at a time: a tree of every row's fields first held about four times
+    /// the answer's size (20 MB for 10,000 budgets), and malloc kept it after the answer was sent.
+    static func jsonList<Rows: Collection>(_ rows: Rows, rowBytes: Int = 256,
+                                           _ view: (Rows.Element) throws -> JSONValue) rethrows -> Response {
+        var out = String()
+        out.reserveCapacity(16 + rows.count * rowBytes)
+        out += #"{"data":["#
+        for (index, row) in rows.enumerated() {
+            if index > 0 { out += "," }
+            try view(row).render(into: &out)
+        }
+        out += "]}"
+        return json(rendered: out)
     }
 
     static func storing<T>(_ body: () throws -> T) throws -> T {

@@ -56,10 +56,6 @@ final class KeyIndex: Sendable {
         case refused(ResolvedKey?, reason: String)
     }
 
-    func replaceAll(_ entries: [ResolvedKey]) {
-        replaceAll(entries.compactMap(Self.indexed))
-    }
-
     /// Every entry by its digest (its hex hash already dropped).
     func replaceAll(_ entries: [(Digest256, ResolvedKey)]) {
         var fresh = Table()
