@@ -4,15 +4,20 @@ public struct ModelPrice: Hashable, Sendable {
         public var input: Nanodollars
         /// Cache reads; `nil` means the model has no discount and bills them as input.
         public var cachedInput: Nanodollars?
-        /// Cache writes; `nil` means they bill as input.
+        /// Cache writes (five-minute ones where the provider has several lifetimes); `nil` means they bill
+        /// as input. A price read from config is completed at start (`completed(…)`), so that a rate left
+        /// out follows the provider instead.
         public var cacheWrite: Nanodollars?
+        /// One-hour cache writes; `nil` means they bill as `cacheWrite`.
+        public var cacheWrite1h: Nanodollars?
         public var output: Nanodollars
 
         public init(input: Nanodollars, cachedInput: Nanodollars? = nil, cacheWrite: Nanodollars? = nil,
-                    output: Nanodollars) {
+                    cacheWrite1h: Nanodollars? = nil, output: Nanodollars) {
             self.input = input
             self.cachedInput = cachedInput
             self.cacheWrite = cacheWrite
+            self.cacheWrite1h = cacheWrite1h
             self.output = output
         }
     }
@@ -58,7 +63,10 @@ public struct ModelPrice: Hashable, Sendable {
         var total: Int128 = 0
         total += Int128(usage.inputTokens) * Int128(r.input.value)
         total += Int128(usage.cachedInputTokens) * Int128((r.cachedInput ?? r.input).value)
-        total += Int128(usage.cacheWriteTokens) * Int128((r.cacheWrite ?? r.input).value)
+        let writeRate = r.cacheWrite ?? r.input
+        let hourWrites = min(usage.cacheWrite1hTokens, usage.cacheWriteTokens)
+        total += Int128(usage.cacheWriteTokens - hourWrites) * Int128(writeRate.value)
+        total += Int128(hourWrites) * Int128((r.cacheWrite1h ?? writeRate).value)
         total += Int128(usage.outputTokens) * Int128(r.output.value)
         let million: Int128 = 1_000_000
         let rounded = (total + million / 2) / million

@@ -179,12 +179,13 @@ private struct EntryDocument: Decodable {
     var entry: PriceCatalog.Entry
 
     static let known: Set<String> = [
-        "name", "provider", "input_per_mtok", "cached_input_per_mtok", "cache_write_per_mtok", "output_per_mtok",
-        "long_context", "context_window", "max_output_tokens", "tier", "capabilities", "source", "checked",
+        "name", "provider", "input_per_mtok", "cached_input_per_mtok", "cache_write_per_mtok",
+        "cache_write_1h_per_mtok", "output_per_mtok", "long_context", "context_window", "max_output_tokens", "tier", "capabilities", "source", "checked",
         "aliases",
     ]
     static let longContextKnown: Set<String> = [
-        "threshold_tokens", "input_per_mtok", "cached_input_per_mtok", "cache_write_per_mtok", "output_per_mtok",
+        "threshold_tokens", "input_per_mtok", "cached_input_per_mtok", "cache_write_per_mtok",
+        "cache_write_1h_per_mtok", "output_per_mtok",
     ]
 
     init(from decoder: any Decoder) throws {
@@ -332,6 +333,7 @@ private struct FieldReader {
             input: try required(price("input_per_mtok"), "input_per_mtok"),
             cachedInput: try price("cached_input_per_mtok"),
             cacheWrite: try price("cache_write_per_mtok"),
+            cacheWrite1h: try price("cache_write_1h_per_mtok"),
             output: try required(price("output_per_mtok"), "output_per_mtok"))
     }
 

@@ -5,18 +5,22 @@ public struct Usage: Hashable, Sendable {
     public var inputTokens: Int
     /// Input tokens read from the provider's prompt cache.
     public var cachedInputTokens: Int
-    /// Input tokens written to the provider's prompt cache.
+    /// Input tokens written to the provider's prompt cache, for any lifetime.
     public var cacheWriteTokens: Int
+    /// The part of `cacheWriteTokens` written for an hour rather than five minutes (Anthropic's
+    /// `cache_creation.ephemeral_1h_input_tokens`), billed at its own, higher rate.
+    public var cacheWrite1hTokens: Int
     /// All output tokens, reasoning included.
     public var outputTokens: Int
     /// The part of `outputTokens` spent on reasoning (informational: already inside `outputTokens`).
     public var reasoningTokens: Int
 
-    public init(inputTokens: Int = 0, cachedInputTokens: Int = 0, cacheWriteTokens: Int = 0,
+    public init(inputTokens: Int = 0, cachedInputTokens: Int = 0, cacheWriteTokens: Int = 0, cacheWrite1hTokens: Int = 0,
                 outputTokens: Int = 0, reasoningTokens: Int = 0) {
         self.inputTokens = inputTokens
         self.cachedInputTokens = cachedInputTokens
         self.cacheWriteTokens = cacheWriteTokens
+        self.cacheWrite1hTokens = min(max(cacheWrite1hTokens, 0), max(cacheWriteTokens, 0))
         self.outputTokens = outputTokens
         self.reasoningTokens = reasoningTokens
     }

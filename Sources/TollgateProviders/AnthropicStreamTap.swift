@@ -15,8 +15,8 @@ public struct AnthropicStreamTap: Sendable {
 
     /// The usage reported so far; nil before `message_start`.
     public var usage: Usage? { reading.counts?.usage }
-    /// `content_block_delta` events (text, tool input, thinking): about one token each.
-    public var contentEvents: Int { reading.contentEvents }
+    /// What the `content_block_delta` events carried (text, tool input, thinking), for a stream cut short.
+    public var generated: GeneratedOutput { reading.generated }
     /// A `message_delta` arrived, so the output count is final rather than the first estimate.
     public var sawFinalUsage: Bool { reading.sawFinalUsage }
     public var sawMessageStop: Bool { reading.sawMessageStop }
@@ -34,7 +34,7 @@ public struct AnthropicStreamTap: Sendable {
     /// What the events read so far said (kept apart from the splitter that hands them over).
     private struct Reading: Sendable {
         var counts: AnthropicUsage.Counts?
-        var contentEvents = 0
+        var generated = GeneratedOutput()
         var sawFinalUsage = false
         var sawMessageStop = false
         var sawError = false
@@ -44,6 +44,7 @@ public struct AnthropicStreamTap: Sendable {
             var scanner = JSONScanner(data)
             var type: String?
             var found: AnthropicUsage.Counts?
+            var text = GeneratedText()
             do {
                 try scanner.forEachMember { (scanner, key) throws(JSONScanner.Failure) in
                     switch key {
@@ -51,6 +52,14 @@ public struct AnthropicStreamTap: Sendable {
                         type = try scanner.readString()
                     case "usage" where try scanner.peekKind() == .object:
                         found = try AnthropicUsage.readCounts(&scanner)
+                    case "delta" where try scanner.peekKind() == .object:
+                        // A content block's text, thinking or tool input (`signature` is not output text).
+                        try scanner.forEachMember { (scanner, key) throws(JSONScanner.Failure) in
+                            switch key {
+                            case "text", "thinking", "partial_json": try text.measureIfString(&scanner)
+                            default: try scanner.skipValue()
+                            }
+                        }
                     case "message" where try scanner.peekKind() == .object:
                         try scanner.forEachMember { (scanner, key) throws(JSONScanner.Failure) in
                             if key == "usage", try scanner.peekKind() == .object {
@@ -64,6 +73,8 @@ public struct AnthropicStreamTap: Sendable {
                     }
                 }
             } catch {
+                // What a malformed event carried before the fault was relayed all the same.
+                if type == "content_block_delta" || type == nil { text.add(to: &generated) }
                 return
             }
             switch type {
@@ -76,7 +87,7 @@ public struct AnthropicStreamTap: Sendable {
                     counts = merged
                     sawFinalUsage = true
                 }
-            case "content_block_delta": contentEvents += 1
+            case "content_block_delta": text.add(to: &generated)
             case "message_stop": sawMessageStop = true
             case "error": sawError = true
             default: break

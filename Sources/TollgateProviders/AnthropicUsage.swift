@@ -10,6 +10,8 @@ public enum AnthropicUsage {
         var input: Int?
         var cacheRead: Int?
         var cacheWrite: Int?
+        /// `cache_creation.ephemeral_1h_input_tokens`: the part of `cacheWrite` written for an hour.
+        var cacheWrite1h: Int?
         var output: Int?
 
         /// Later counts replace earlier ones member by member (Anthropic's counts are cumulative).
@@ -17,12 +19,14 @@ public enum AnthropicUsage {
             input = later.input ?? input
             cacheRead = later.cacheRead ?? cacheRead
             cacheWrite = later.cacheWrite ?? cacheWrite
+            cacheWrite1h = later.cacheWrite1h ?? cacheWrite1h
             output = later.output ?? output
         }
 
         var usage: Usage {
             Usage(inputTokens: max(input ?? 0, 0), cachedInputTokens: max(cacheRead ?? 0, 0),
-                  cacheWriteTokens: max(cacheWrite ?? 0, 0), outputTokens: max(output ?? 0, 0))
+                  cacheWriteTokens: max(cacheWrite ?? 0, 0), cacheWrite1hTokens: max(cacheWrite1h ?? 0, 0),
+                  outputTokens: max(output ?? 0, 0))
         }
     }
 
@@ -53,6 +57,10 @@ public enum AnthropicUsage {
             case "cache_read_input_tokens": counts.cacheRead = try count(&scanner)
             case "cache_creation_input_tokens": counts.cacheWrite = try count(&scanner)
             case "output_tokens": counts.output = try count(&scanner)
+            case "cache_creation" where try scanner.peekKind() == .object:
+                try scanner.forEachMember { (scanner, key) throws(JSONScanner.Failure) in
+                    if key == "ephemeral_1h_input_tokens" { counts.cacheWrite1h = try count(&scanner) } else { try scanner.skipValue() }
+                }
             default: try scanner.skipValue()
             }
         }

@@ -22,8 +22,9 @@ public struct SSEUsageTap: Sendable {
 
     /// The usage the stream reported, once its usage chunk has passed.
     public var usage: Usage? { reading.usage }
-    /// Events that carried generated content (text, tool-call arguments): about one token each.
-    public var contentEvents: Int { reading.contentEvents }
+    /// What the events so far carried of generated output (content, reasoning, refusals, tool calls), for a
+    /// stream that ends without reporting usage.
+    public var generated: GeneratedOutput { reading.generated }
     public var sawDone: Bool { reading.sawDone }
 
     public init(hidesUsageChunk: Bool) {
@@ -59,32 +60,35 @@ public struct SSEUsageTap: Sendable {
     /// What the events read so far said (kept apart from the splitter that hands them over).
     private struct Reading: Sendable {
         var usage: Usage?
-        var contentEvents = 0
+        var generated = GeneratedOutput()
         var sawDone = false
 
-        /// Reads one complete event; returns whether it is the usage-only chunk.
+        /// Reads one complete event; returns whether it is the usage-only chunk. Every event is parsed (not
+        /// searched for byte patterns): upstreams differ in spacing and in which delta members carry text.
         mutating func inspect(_ event: UnsafeRawBufferPointer) -> Bool {
             guard let data = SSEFormat.data(of: event) else { return false }
             if SSEFormat.isDone(data) {
                 sawDone = true
                 return false
             }
-            if SSEUsageTap.hasNonEmptyString(data, after: #""content":""#)
-                || SSEUsageTap.hasNonEmptyString(data, after: #""arguments":""#) {
-                contentEvents += 1
-            }
-            guard SSEUsageTap.find(data, #""usage""#) != nil else { return false }
             var scanner = JSONScanner(data)
             var foundUsage: Usage?
             var choicesEmpty = false
+            var text = GeneratedText()
+            // Text read before a malformed part still counts: it was relayed.
+            defer { text.add(to: &generated) }
             do {
                 try scanner.forEachMember { (scanner, key) throws(JSONScanner.Failure) in
                     switch key {
                     case "usage" where try scanner.peekKind() == .object:
                         foundUsage = try OpenAIUsage.readUsage(&scanner)
                     case "choices" where try scanner.peekKind() == .array:
-                        let range = try scanner.skipValue()
-                        choicesEmpty = !OpenAIRequestFields.arrayIsNonEmpty(data, range)
+                        var choices = 0
+                        try scanner.forEachElement { (scanner) throws(JSONScanner.Failure) in
+                            choices += 1
+                            try Self.measureChoice(&scanner, into: &text)
+                        }
+                        choicesEmpty = choices == 0
                     default:
                         try scanner.skipValue()
                     }
@@ -95,6 +99,40 @@ public struct SSEUsageTap: Sendable {
             guard let foundUsage else { return false }
             usage = foundUsage
             return choicesEmpty
+        }
+
+        /// One element of `choices`: the text its `delta` carries.
+        static func measureChoice(_ scanner: inout JSONScanner, into text: inout GeneratedText) throws(JSONScanner.Failure) {
+            guard try scanner.peekKind() == .object else { try scanner.skipValue(); return }
+            try scanner.forEachMember { (scanner, key) throws(JSONScanner.Failure) in
+                guard key == "delta", try scanner.peekKind() == .object else { try scanner.skipValue(); return }
+                try scanner.forEachMember { (scanner, key) throws(JSONScanner.Failure) in
+                    switch key {
+                    // `reasoning_content` (DeepSeek, vLLM), `reasoning` (OpenRouter, Ollama).
+                    case "content", "reasoning_content", "reasoning", "refusal":
+                        try text.measureIfString(&scanner)
+                    case "tool_calls" where try scanner.peekKind() == .array:
+                        try scanner.forEachElement { (scanner) throws(JSONScanner.Failure) in
+                            guard try scanner.peekKind() == .object else { try scanner.skipValue(); return }
+                            try scanner.forEachMember { (scanner, key) throws(JSONScanner.Failure) in
+                                if key == "function" { try measureFunction(&scanner, into: &text) } else { try scanner.skipValue() }
+                            }
+                        }
+                    case "function_call":
+                        try measureFunction(&scanner, into: &text)
+                    default:
+                        try scanner.skipValue()
+                    }
+                }
+            }
+        }
+
+        /// A tool call's `function`: its name and its arguments are both generated.
+        static func measureFunction(_ scanner: inout JSONScanner, into text: inout GeneratedText) throws(JSONScanner.Failure) {
+            guard try scanner.peekKind() == .object else { try scanner.skipValue(); return }
+            try scanner.forEachMember { (scanner, key) throws(JSONScanner.Failure) in
+                if key == "name" || key == "arguments" { try text.measureIfString(&scanner) } else { try scanner.skipValue() }
+            }
         }
     }
 
@@ -113,26 +151,5 @@ public struct SSEUsageTap: Sendable {
             lineStart = lineEnd + 1
         }
         return nil
-    }
-
-    static func find(_ haystack: UnsafeRawBufferPointer, _ needle: StaticString) -> Int? {
-        let n = needle.utf8CodeUnitCount
-        guard n > 0, haystack.count >= n else { return nil }
-        let first = needle.utf8Start[0]
-        var i = 0
-        outer: while i <= haystack.count - n {
-            if haystack[i] == first {
-                for j in 1..<n where haystack[i + j] != needle.utf8Start[j] { i += 1; continue outer }
-                return i
-            }
-            i += 1
-        }
-        return nil
-    }
-
-    static func hasNonEmptyString(_ data: UnsafeRawBufferPointer, after marker: StaticString) -> Bool {
-        guard let at = find(data, marker) else { return false }
-        let next = at + marker.utf8CodeUnitCount
-        return next < data.count && data[next] != UInt8(ascii: "\"")
     }
 }

@@ -27,7 +27,8 @@ public struct ServeOptions: Sendable {
 }
 
 public enum StartupError: Error, CustomStringConvertible {
-    case unpricedModel(String)
+    /// A model's price is missing or incomplete (for a model the config file did not declare).
+    case price(String)
     case badBaseURL(model: String, url: String)
     case database(String)
     case catalogue(String)
@@ -37,8 +38,7 @@ public enum StartupError: Error, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case .unpricedModel(let model):
-            "model '\(model)' has no price in the catalogue: give it `price: { input_per_mtok: …, output_per_mtok: … }`, or `price: free` for a self-hosted model"
+        case .price(let problem): problem
         case .badBaseURL(let model, let url): "model '\(model)': base_url '\(url)' is not an http(s) URL with a host"
         case .database(let message): message
         case .catalogue(let message): "the price catalogue shipped with Tollgate is broken: \(message)"
@@ -60,13 +60,14 @@ public enum GatewayServer {
         // ever freed, after which such blocks stay in the heap, resident, for the life of the process.
         _ = glibcMallocOption(glibcMmapThreshold, 256 << 10)
         #endif
+        var config = try options.configPath.map { try GatewayConfig.load(path: $0, environment: environment) } ?? GatewayConfig()
         let logger = {
-            var logger = Logger(label: "tollgate")
-            logger.logLevel = environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
+            var logger = config.log.format == .json ? Logger(label: "tollgate", factory: { JSONLogHandler(label: $0) })
+                                                    : Logger(label: "tollgate")
+            logger.logLevel = config.log.level.flatMap { Logger.Level(rawValue: $0.rawValue) }
+                ?? environment["LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) ?? .info
             return logger
         }()
-
-        var config = try options.configPath.map { try GatewayConfig.load(path: $0, environment: environment) } ?? GatewayConfig()
         if let host = options.host { config.server.host = host }
         if let port = options.port { config.server.port = port }
         if let database = options.database ?? environment["TOLLGATE_DB"] { config.database.url = database }
@@ -115,12 +116,13 @@ public enum GatewayServer {
             ledger: ledger, pools: pools,
             settings: ProxySettings(
                 maxBodyBytes: config.server.maxBodyBytes,
-                idleTimeout: .milliseconds(Int64(config.server.timeouts.idleMs))),
+                idleTimeout: .milliseconds(Int64(config.server.timeouts.idleMs)),
+                requestHeadTimeout: .milliseconds(Int64(config.server.requestHeadTimeoutMs))),
             logger: logger)
 
         let admin = AdminAPI(store: store, keys: keys, budgets: budgets, clock: clock, models: gateway.models,
                              health: gateway.health, calibrations: gateway.calibrations, ledger: ledger, adminKeyHash: adminKeyHash,
-                             databaseKind: location.kind)
+                             databaseKind: location.kind, traffic: gateway.traffic)
         try admin.loadKeys()
         #if os(Linux)
         // Loading keys and budgets leaves freed rows and arrays in malloc's arenas: give that memory back.
@@ -250,7 +252,26 @@ public enum GatewayServer {
         // A simulated model named freely is priced like the small demo model unless told otherwise.
         let catalogEntry = catalog.entry(for: model.upstreamModel) ?? catalog.entry(for: model.name)
             ?? (model.provider == .demo ? catalog.entry(for: "demo-small") : nil)
-        guard let price = model.price ?? catalogEntry?.price else { throw StartupError.unpricedModel(model.name) }
+        func refusal(_ problem: String, field: String? = nil) -> any Error {
+            model.place.map { $0.failure(problem, subfield: field) } ?? StartupError.price(problem)
+        }
+        let price: ModelPrice
+        if let configured = model.price {
+            // Rates the config leaves out follow the catalogue's entry, else the provider's rule.
+            do {
+                price = try configured.completed(catalogue: catalogEntry?.price, billing: model.provider.cacheBilling)
+            } catch {
+                let problem = "model '\(model.name)' bills cache reads, and no rate for them is given or known: give "
+                    + "`\(error.field)` (\(model.provider.rawValue) prices them per model)"
+                throw refusal(problem, field: "price")
+            }
+        } else if let catalogued = catalogEntry?.price {
+            price = catalogued
+        } else {
+            let problem = "model '\(model.name)' has no price in the catalogue: give it `price: { input_per_mtok: …, "
+                + "output_per_mtok: … }`, or `price: free` for a self-hosted model"
+            throw refusal(problem)
+        }
         let endpoint: Deployment.Endpoint
         switch model.provider {
         case .demo:

@@ -158,6 +158,9 @@ struct PostgresMigration: Sendable {
                 VALUES (\(EntityID.make("org")), \(SQLiteStore.defaultOrgName), \(Date().epochMilliseconds))
                 """)
         }),
+        PostgresMigration(version: 2, name: "one-hour cache writes", statements: [
+            "ALTER TABLE requests ADD COLUMN cache_write_1h_tokens BIGINT NOT NULL DEFAULT 0",
+        ]),
     ]
 
     /// Rows the migration writes after its statements.

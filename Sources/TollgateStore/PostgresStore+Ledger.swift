@@ -6,10 +6,10 @@ extension PostgresStore {
     static let ledgerColumns = [
         "id", "created_at", "endpoint", "key_id", "user_id", "user_name", "team_id", "team_name", "org_id",
         "requested_model", "model", "provider", "input_tokens", "cached_input_tokens", "cache_write_tokens",
-        "output_tokens", "reasoning_tokens", "usage_estimated", "cost_nanos", "baseline_cost_nanos", "status",
+        "cache_write_1h_tokens", "output_tokens", "reasoning_tokens", "usage_estimated", "cost_nanos", "baseline_cost_nanos", "status",
         "latency_ms", "ttft_ms", "stream", "tags", "agentic", "route", "route_reason", "error",
     ]
-    /// Rows per INSERT: 1,000 × 29 parameters stays well under the protocol's 65,535.
+    /// Rows per INSERT: 1,000 × 30 parameters stays well under the protocol's 65,535.
     static let ledgerRowsPerInsert = 1000
     private static let tagsColumn = ledgerColumns.firstIndex(of: "tags")!
 
@@ -53,7 +53,7 @@ extension PostgresStore {
             binds.append(storable(row.teamID)); binds.append(storable(row.teamName)); binds.append(storable(row.orgID))
             binds.append(storable(row.requestedModel)); binds.append(storable(row.model)); binds.append(storable(row.provider))
             binds.append(row.usage.inputTokens); binds.append(row.usage.cachedInputTokens)
-            binds.append(row.usage.cacheWriteTokens); binds.append(row.usage.outputTokens)
+            binds.append(row.usage.cacheWriteTokens); binds.append(row.usage.cacheWrite1hTokens); binds.append(row.usage.outputTokens)
             binds.append(row.usage.reasoningTokens); binds.append(row.usageEstimated); binds.append(row.cost.value)
             binds.append(row.baselineCost?.value); binds.append(row.status); binds.append(row.latencyMs)
             binds.append(row.ttftMs); binds.append(row.stream)
@@ -142,7 +142,8 @@ extension LedgerRecord {
             teamID: try row.get("team_id"), teamName: try row.get("team_name"), orgID: try row.get("org_id"),
             requestedModel: try row.get("requested_model"), model: try row.get("model"), provider: try row.get("provider"),
             usage: Usage(inputTokens: try row.get("input_tokens"), cachedInputTokens: try row.get("cached_input_tokens"),
-                         cacheWriteTokens: try row.get("cache_write_tokens"), outputTokens: try row.get("output_tokens"),
+                         cacheWriteTokens: try row.get("cache_write_tokens"), cacheWrite1hTokens: try row.get("cache_write_1h_tokens"),
+                         outputTokens: try row.get("output_tokens"),
                          reasoningTokens: try row.get("reasoning_tokens")),
             usageEstimated: try row.get("usage_estimated"), cost: Nanodollars(try row.get("cost_nanos")),
             baselineCost: try row.get("baseline_cost_nanos", as: Int64?.self).map(Nanodollars.init),

@@ -164,6 +164,9 @@ public final class SQLiteStore: Store {
                 );
                 """)
         }
+        migrator.registerMigration("v5-cache-write-1h") { db in
+            try db.execute(sql: "ALTER TABLE requests ADD COLUMN cache_write_1h_tokens INTEGER NOT NULL DEFAULT 0")
+        }
         let before = try database.read { db in try migrator.appliedIdentifiers(db) }
         try migrator.migrate(database)
         return migrator.migrations.filter { !before.contains($0) }
@@ -334,10 +337,10 @@ public final class SQLiteStore: Store {
     private static let insertRequestSQL = """
         INSERT INTO requests (id, created_at, endpoint, key_id, user_id, user_name, team_id, team_name, org_id,
                               requested_model, model, provider, input_tokens, cached_input_tokens,
-                              cache_write_tokens, output_tokens, reasoning_tokens, usage_estimated, cost_nanos,
-                              baseline_cost_nanos, status, latency_ms, ttft_ms, stream, tags, agentic, route,
+                              cache_write_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens, usage_estimated,
+                              cost_nanos, baseline_cost_nanos, status, latency_ms, ttft_ms, stream, tags, agentic, route,
                               route_reason, error)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         ON CONFLICT(id) DO NOTHING
         """
 
@@ -437,7 +440,7 @@ public final class SQLiteStore: Store {
                 bind.text(row.userID); bind.text(row.userName); bind.text(row.teamID); bind.text(row.teamName)
                 bind.text(row.orgID); bind.text(row.requestedModel); bind.text(row.model); bind.text(row.provider)
                 bind.int(row.usage.inputTokens); bind.int(row.usage.cachedInputTokens); bind.int(row.usage.cacheWriteTokens)
-                bind.int(row.usage.outputTokens); bind.int(row.usage.reasoningTokens); bind.bool(row.usageEstimated)
+                bind.int(row.usage.cacheWrite1hTokens); bind.int(row.usage.outputTokens); bind.int(row.usage.reasoningTokens); bind.bool(row.usageEstimated)
                 bind.int(row.cost.value); bind.int(row.baselineCost?.value); bind.int(row.status); bind.int(row.latencyMs)
                 bind.int(row.ttftMs); bind.bool(row.stream); bind.text(row.tags.isEmpty ? nil : JSONText.array(row.tags.map(\.withoutNUL)))
                 bind.bool(row.agentic); bind.text(row.route); bind.text(row.routeReason); bind.text(row.error)
@@ -641,7 +644,8 @@ extension LedgerRecord {
             teamName: row["team_name"], orgID: row["org_id"], requestedModel: row["requested_model"],
             model: row["model"], provider: row["provider"],
             usage: Usage(inputTokens: row["input_tokens"], cachedInputTokens: row["cached_input_tokens"],
-                         cacheWriteTokens: row["cache_write_tokens"], outputTokens: row["output_tokens"],
+                         cacheWriteTokens: row["cache_write_tokens"], cacheWrite1hTokens: row["cache_write_1h_tokens"],
+                         outputTokens: row["output_tokens"],
                          reasoningTokens: row["reasoning_tokens"]),
             usageEstimated: row["usage_estimated"], cost: Nanodollars(row["cost_nanos"]),
             baselineCost: baselineCost.map(Nanodollars.init), status: row["status"], latencyMs: row["latency_ms"],

@@ -26,6 +26,16 @@ struct AnthropicUsageTests {
         #expect(usage?.totalPromptTokens == 21 + 50021 + 1888)
     }
 
+    @Test("one-hour cache writes are read from cache_creation, as the part of the writes billed at their own rate")
+    func oneHourWrites() {
+        let body = #"{"usage":{"input_tokens":21,"cache_creation_input_tokens":1888,"cache_read_input_tokens":0,"cache_creation":{"ephemeral_5m_input_tokens":388,"ephemeral_1h_input_tokens":1500},"output_tokens":3}}"#
+        #expect(Self.usage(body) == Usage(inputTokens: 21, cacheWriteTokens: 1888, cacheWrite1hTokens: 1500, outputTokens: 3))
+        let start = #"{"type":"message_start","message":{"usage":{"input_tokens":21,"cache_creation_input_tokens":1888,"cache_creation":{"ephemeral_5m_input_tokens":388,"ephemeral_1h_input_tokens":1500},"output_tokens":1}}}"#
+        let delta = #"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":3}}"#
+        let tap = Self.tap(Self.stream([("message_start", start), ("message_delta", delta)]), cuts: [])
+        #expect(tap.usage == Usage(inputTokens: 21, cacheWriteTokens: 1888, cacheWrite1hTokens: 1500, outputTokens: 3))
+    }
+
     @Test("a message without cache members has zero cache tokens; a body without usage has none")
     func plainUsage() {
         #expect(Self.usage(#"{"id":"msg_1","type":"message","usage":{"input_tokens":12,"output_tokens":6}}"#)
@@ -74,7 +84,7 @@ struct AnthropicUsageTests {
         let tap = Self.tap(Self.stream(Self.streamEvents, separator: separator), cuts: [])
         #expect(tap.usage == Self.expected)
         #expect(tap.sawFinalUsage && tap.sawMessageStop && !tap.sawError)
-        #expect(tap.contentEvents == 4)
+        #expect(tap.generated.events == 4)
     }
 
     @Test("the tap finds the same usage wherever the byte chunks are cut")
@@ -87,7 +97,7 @@ struct AnthropicUsageTests {
         for _ in 0..<200 {
             let cuts = (0..<8).map { _ in Int.random(in: 0...bytes.count, using: &generator) }
             let tap = Self.tap(bytes, cuts: cuts)
-            #expect(tap.usage == Self.expected && tap.contentEvents == 4, "cuts \(cuts)")
+            #expect(tap.usage == Self.expected && tap.generated.events == 4, "cuts \(cuts)")
         }
     }
 
@@ -96,7 +106,7 @@ struct AnthropicUsageTests {
         let tap = Self.tap(Self.stream(Array(Self.streamEvents.prefix(8))), cuts: [])
         #expect(tap.usage == Usage(inputTokens: 472, cachedInputTokens: 30000, cacheWriteTokens: 1024, outputTokens: 2))
         #expect(!tap.sawFinalUsage)
-        #expect(tap.contentEvents == 3)
+        #expect(tap.generated.events == 3)
     }
 
     @Test("input counts repeated in message_delta (newer API versions) replace those of message_start")

@@ -80,7 +80,7 @@ struct SSEUsageTapTests {
         #expect(relayed.output == expected)
         #expect(relayed.output.count == input.count - (Self.usageEvent + separator).utf8.count)
         #expect(relayed.tap.usage == Self.expectedUsage)
-        #expect(relayed.tap.contentEvents == Self.contentEvents.count)
+        #expect(relayed.tap.generated.events == Self.contentEvents.count)
         #expect(relayed.tap.sawDone)
     }
 
@@ -92,7 +92,7 @@ struct SSEUsageTapTests {
         for offset in 0...input.count {
             let relayed = Self.relay(Self.twoPieces(input, at: offset), hiding: true)
             if relayed.output != expected || relayed.tap.usage != Self.expectedUsage
-                || relayed.tap.contentEvents != Self.contentEvents.count || !relayed.tap.sawDone {
+                || relayed.tap.generated.events != Self.contentEvents.count || !relayed.tap.sawDone {
                 wrongAt.append(offset)
             }
         }
@@ -105,7 +105,7 @@ struct SSEUsageTapTests {
         let relayed = Self.relay(Self.byteByByte(input), hiding: true)
         #expect(relayed.output == Self.stream(Self.fullStream.filter { $0 != Self.usageEvent }, separator: separator))
         #expect(relayed.tap.usage == Self.expectedUsage)
-        #expect(relayed.tap.contentEvents == Self.contentEvents.count)
+        #expect(relayed.tap.generated.events == Self.contentEvents.count)
         #expect(relayed.tap.sawDone)
     }
 
@@ -137,14 +137,14 @@ struct SSEUsageTapTests {
             #expect(relayed.forwards.allSatisfy { $0 == .all })
             #expect(relayed.output == input)
             #expect(relayed.tap.usage == Self.expectedUsage)
-            #expect(relayed.tap.contentEvents == Self.contentEvents.count)
+            #expect(relayed.tap.generated.events == Self.contentEvents.count)
             #expect(relayed.tap.sawDone)
         }
     }
 
     // MARK: Counting what was generated
 
-    @Test("contentEvents counts events with text or tool-call arguments, not role, empty or finish events")
+    @Test("events with text, a tool call's name or its arguments are counted; role, empty and finish events are not")
     func countsToolCallArguments() {
         func toolDelta(_ function: String, id: String = "") -> String {
             Self.delta(#"{"tool_calls":[{"index":0,\#(id)"function":\#(function)}]}"#)
@@ -160,7 +160,7 @@ struct SSEUsageTapTests {
             Self.doneEvent,
         ]
         let relayed = Self.relay([Self.stream(events, separator: "\n\n")[...]], hiding: true)
-        #expect(relayed.tap.contentEvents == 5)
+        #expect(relayed.tap.generated.events == 6)
         #expect(relayed.tap.usage == nil)
     }
 
@@ -172,7 +172,7 @@ struct SSEUsageTapTests {
             let relayed = Self.relay(pieces, hiding: hiding)
             #expect(relayed.output == input)
             #expect(relayed.tap.usage == nil)
-            #expect(relayed.tap.contentEvents == Self.contentEvents.count)
+            #expect(relayed.tap.generated.events == Self.contentEvents.count)
             #expect(relayed.tap.sawDone == false)
         }
     }
@@ -182,7 +182,7 @@ struct SSEUsageTapTests {
         let input = Self.stream([Self.roleEvent, Self.contentEvents[0]], separator: "\n\n")
             + Array(Self.contentEvents[1].utf8.prefix(40))
         let relayed = Self.relay([input[...]], hiding: true)
-        #expect(relayed.tap.contentEvents == 1)
+        #expect(relayed.tap.generated.events == 1)
         #expect(relayed.tap.usage == nil)
     }
 
@@ -230,7 +230,7 @@ struct SSEUsageTapTests {
         let relayed = Self.relay([Self.stream(events, separator: "\n\n")[...]], hiding: true)
         #expect(relayed.output == Self.stream(events, separator: "\n\n"))
         #expect(relayed.tap.usage == Usage(inputTokens: 12, outputTokens: 1))
-        #expect(relayed.tap.contentEvents == 1)
+        #expect(relayed.tap.generated.events == 1)
     }
 
     @Test("comment and keep-alive events pass through untouched")

@@ -68,7 +68,7 @@ struct SQLiteStoreTests {
     @Test("migrate names the migrations it applied")
     func migrationNames() throws {
         let store = try SQLiteStore(path: ":memory:", migrate: false)
-        #expect(try store.migrate() == ["v1", "v2-settings", "v3-budgets", "v4-fleet"])
+        #expect(try store.migrate() == ["v1", "v2-settings", "v3-budgets", "v4-fleet", "v5-cache-write-1h"])
         #expect(try store.migrate() == [])
     }
 }

@@ -26,6 +26,9 @@ POST /v1/chat/completions
       CHUNKED            non-stream answer with Transfer-Encoding: chunked, in several chunks
       SLOW_CHUNKS ms     delay between stream chunks (default 10)
       STREAM_CHUNKS n    number of content chunks (default: one per reply word)
+      SPACED_JSON        stream events written with spaces after ':' and ',' (Python's default json.dumps)
+      REASONING_DELTAS   stream: the reply comes as `reasoning_content` deltas (DeepSeek, vLLM reasoning parsers)
+      TOOL_CALL_DELTAS   stream: the reply comes as one tool call whose `function.arguments` are the pieces
     Streams: text/event-stream, chunked; a first chunk with the role and content "", the content chunks, a
     chunk with finish_reason "stop"; with stream_options.include_usage every chunk carries "usage": null and a
     last chunk with "choices": [] carries the usage; then `data: [DONE]`.
@@ -53,6 +56,10 @@ POST /v1/messages   (Anthropic Messages API; a query string such as ?beta=true i
       CLOSE_BEFORE, HANG, CLOSE_MIDSTREAM k (after k content_block_delta events) as for chat
       STREAM_ERROR k     stream: after k content_block_delta events send `event: error` (overloaded_error)
                          and end the stream there (as Anthropic does mid-stream)
+      THINKING_DELTAS    stream: the reply comes as a `thinking` block's thinking_delta events
+      SPACED_JSON        stream events written with spaces after ':' and ','
+      CACHE_WRITE_1H n   usage.cache_creation = {ephemeral_5m_input_tokens: CACHE_WRITE, ephemeral_1h_input_tokens: n},
+                         and cache_creation_input_tokens = CACHE_WRITE + n (as Anthropic reports both)
     Streams ("stream": true): text/event-stream, chunked, `event: NAME\ndata: {json}\n\n` each:
     message_start (usage: input side, output_tokens 1), content_block_start, ping, content_block_delta (one
     text_delta per word, or input_json_delta pieces for tool_use), content_block_stop, message_delta
@@ -154,6 +161,10 @@ _FLAG_RE = {
     "CLOSE_BEFORE": re.compile(r"\bCLOSE_BEFORE\b"),
     "HANG": re.compile(r"\bHANG\b"),
     "CHUNKED": re.compile(r"\bCHUNKED\b"),
+    "SPACED_JSON": re.compile(r"\bSPACED_JSON\b"),
+    "REASONING_DELTAS": re.compile(r"\bREASONING_DELTAS\b"),
+    "TOOL_CALL_DELTAS": re.compile(r"\bTOOL_CALL_DELTAS\b"),
+    "THINKING_DELTAS": re.compile(r"\bTHINKING_DELTAS\b"),
 }
 
 
@@ -267,10 +278,12 @@ _ANTHROPIC_RE = {
     "REPLY_WORDS": re.compile(r"\bREPLY_WORDS\s+(\d+)"),
     "CACHE_READ": re.compile(r"\bCACHE_READ\s+(\d+)"),
     "CACHE_WRITE": re.compile(r"\bCACHE_WRITE\s+(\d+)"),
+    "CACHE_WRITE_1H": re.compile(r"\bCACHE_WRITE_1H\s+(\d+)"),
     "STATUS": re.compile(r"\bSTATUS\s+(\d{3})"),
     "SLOW_CHUNKS": re.compile(r"\bSLOW_CHUNKS\s+(\d+)"),
     "CLOSE_MIDSTREAM": re.compile(r"\bCLOSE_MIDSTREAM\s+(\d+)"),
     "STREAM_ERROR": re.compile(r"\bSTREAM_ERROR\s+(\d+)"),
+    "STREAM_CHUNKS": re.compile(r"\bSTREAM_CHUNKS\s+(\d+)"),
 }
 
 
@@ -339,12 +352,16 @@ def anthropic_usage(body: dict) -> dict:
     """The usage object of the fake's full answer to this Messages request."""
     d = anthropic_directives(body.get("messages"))
     out = TOOL_USE_OUTPUT_TOKENS if "TOOL_USE" in d else d.get("REPLY_WORDS", 5)
-    return {
+    usage = {
         "input_tokens": anthropic_input_tokens(body),
         "output_tokens": out,
-        "cache_creation_input_tokens": d.get("CACHE_WRITE", 0),
+        "cache_creation_input_tokens": d.get("CACHE_WRITE", 0) + d.get("CACHE_WRITE_1H", 0),
         "cache_read_input_tokens": d.get("CACHE_READ", 0),
     }
+    if "CACHE_WRITE_1H" in d:
+        usage["cache_creation"] = {"ephemeral_5m_input_tokens": d.get("CACHE_WRITE", 0),
+                                   "ephemeral_1h_input_tokens": d["CACHE_WRITE_1H"]}
+    return usage
 
 
 def tool_input_json_pieces() -> list[str]:
@@ -368,7 +385,9 @@ def anthropic_error_body(status: int, message: str, request_id: str | None = Non
     return dumps(obj)
 
 
-def dumps(obj) -> bytes:
+def dumps(obj, spaced: bool = False) -> bytes:
+    if spaced:
+        return json.dumps(obj, ensure_ascii=False).encode("utf-8")
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
@@ -754,16 +773,25 @@ class Handler:
                        "service_tier": "default", "system_fingerprint": "fp_fake", "choices": choices}
                 if include_usage:
                     obj["usage"] = with_usage
-                return b"data: " + dumps(obj) + b"\n\n"
+                return b"data: " + dumps(obj, spaced=bool(d.get("SPACED_JSON"))) + b"\n\n"
 
             hs = std_headers("text/event-stream; charset=utf-8", ka) + extra + [
                 ("Cache-Control", "no-cache"), ("Transfer-Encoding", "chunked")]
             await send(writer, head(200, hs))
             events = [ev([{"index": 0, "delta": {"role": "assistant", "content": "", "refusal": None},
                            "logprobs": None, "finish_reason": None}])]
+            if d.get("TOOL_CALL_DELTAS"):
+                events.append(ev([{"index": 0, "delta": {"tool_calls": [{
+                    "index": 0, "id": f"call_fake{st.response_seq}", "type": "function",
+                    "function": {"name": "lookup", "arguments": ""}}]}, "logprobs": None, "finish_reason": None}]))
             for piece in pieces:
-                events.append(ev([{"index": 0, "delta": {"content": piece}, "logprobs": None,
-                                   "finish_reason": None}]))
+                if d.get("REASONING_DELTAS"):
+                    delta = {"reasoning_content": piece}
+                elif d.get("TOOL_CALL_DELTAS"):
+                    delta = {"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}
+                else:
+                    delta = {"content": piece}
+                events.append(ev([{"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}]))
             if close_after is not None:
                 events = events[:1 + close_after]
             else:
@@ -912,11 +940,14 @@ class Handler:
             error_after = d.get("STREAM_ERROR")
 
             def ev(name: str, obj: dict) -> bytes:
-                return b"event: " + name.encode() + b"\ndata: " + dumps({"type": name, **obj}) + b"\n\n"
+                return b"event: " + name.encode() + b"\ndata: " + dumps({"type": name, **obj},
+                                                                       spaced=bool(d.get("SPACED_JSON"))) + b"\n\n"
 
             start_usage = {"input_tokens": usage["input_tokens"],
                            "cache_creation_input_tokens": usage["cache_creation_input_tokens"],
                            "cache_read_input_tokens": usage["cache_read_input_tokens"], "output_tokens": 1}
+            if "cache_creation" in usage:
+                start_usage["cache_creation"] = usage["cache_creation"]
             events = [ev("message_start", {"message": {
                 "id": mid, "type": "message", "role": "assistant", "model": model, "content": [],
                 "stop_reason": None, "stop_sequence": None, "usage": start_usage}})]
@@ -926,11 +957,16 @@ class Handler:
                 deltas = [ev("content_block_delta", {"index": 0, "delta": {"type": "input_json_delta",
                                                                             "partial_json": piece}})
                           for piece in tool_input_json_pieces()]
+            elif d.get("THINKING_DELTAS"):
+                events.append(ev("content_block_start", {"index": 0, "content_block": {"type": "thinking", "thinking": ""}}))
+                events.append(ev("ping", {}))
+                deltas = [ev("content_block_delta", {"index": 0, "delta": {"type": "thinking_delta", "thinking": piece}})
+                          for piece in stream_pieces(block.get("text", ""), words, d.get("STREAM_CHUNKS"))]
             else:
                 events.append(ev("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}}))
                 events.append(ev("ping", {}))
                 deltas = [ev("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": piece}})
-                          for piece in stream_pieces(block.get("text", ""), words, None)]
+                          for piece in stream_pieces(block.get("text", ""), words, d.get("STREAM_CHUNKS"))]
             cut = False
             if close_after is not None:
                 events += deltas[:close_after]

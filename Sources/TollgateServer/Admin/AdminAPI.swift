@@ -50,6 +50,7 @@ struct AdminAPI: Sendable {
     let ledger: LedgerWriter
     let adminKeyHash: [UInt8]
     let databaseKind: String
+    let traffic: TrafficLog
 
     func addRoutes(to router: Router<BasicRequestContext>) {
         router.get("/health") { _, _ in
@@ -69,6 +70,10 @@ struct AdminAPI: Sendable {
             ]
             if let problem { members.append(("database_error", .string(problem))) }
             members.append(("ledger_queue", .int(ledger.queueDepth)))
+            // Refused before a key was recognised: counted here, never written to the ledger.
+            let warnings = traffic.counts
+            members.append(("refused_unauthenticated", .int(warnings[.unauthenticated] ?? 0)))
+            members.append(("warnings", .object(TrafficLog.Kind.allCases.map { ($0.rawValue, .int(warnings[$0] ?? 0)) })))
             if databaseKind == "postgres" { members.append(("database_round_trips", .int(PostgresStore.roundTrips))) }
             return AdminAPI.json(.object(members))
         }
@@ -428,7 +433,7 @@ enum LedgerView {
             ("key_id", .string(row.keyID)), ("user", .string(row.userName)), ("team", .string(row.teamName)),
             ("requested_model", .string(row.requestedModel)), ("model", .string(row.model)), ("provider", .string(row.provider)),
             ("input_tokens", .int(row.usage.inputTokens)), ("cached_input_tokens", .int(row.usage.cachedInputTokens)),
-            ("cache_write_tokens", .int(row.usage.cacheWriteTokens)), ("output_tokens", .int(row.usage.outputTokens)),
+            ("cache_write_tokens", .int(row.usage.cacheWriteTokens)), ("cache_write_1h_tokens", .int(row.usage.cacheWrite1hTokens)), ("output_tokens", .int(row.usage.outputTokens)),
             ("reasoning_tokens", .int(row.usage.reasoningTokens)), ("usage_estimated", .bool(row.usageEstimated)),
             ("cost_usd", .money(row.cost)), ("baseline_cost_usd", .money(row.baselineCost)), ("status", .int(row.status)),
             ("latency_ms", .int(row.latencyMs)), ("ttft_ms", .int(row.ttftMs)), ("stream", .bool(row.stream)),

@@ -40,6 +40,7 @@ extension GatewayConfig.ModelConfig {
             timeouts: try fields["timeouts"].map { node throws(ConfigError) in try GatewayConfig.TimeoutOverrides(node) },
             demo: try fields["demo"].map { node throws(ConfigError) in try GatewayConfig.DemoOptions(node) }
         )
+        place = GatewayConfig.ConfigPlace(file: node.source.file, line: node.node.mark?.line, field: node.path)
     }
 
     /// Both send the same requests to the same place: same provider, base URL, key and upstream model (and,
@@ -50,7 +51,7 @@ extension GatewayConfig.ModelConfig {
     }
 
     private static let rateKeys = [
-        "input_per_mtok", "cached_input_per_mtok", "cache_write_per_mtok", "output_per_mtok",
+        "input_per_mtok", "cached_input_per_mtok", "cache_write_per_mtok", "cache_write_1h_per_mtok", "output_per_mtok",
     ]
 
     /// `free`, or prices in USD per million tokens, read as decimals from the text.
@@ -75,6 +76,7 @@ extension GatewayConfig.ModelConfig {
         ModelPrice.Rates(input: try fields.required("input_per_mtok").amount(),
                          cachedInput: try fields.amount("cached_input_per_mtok"),
                          cacheWrite: try fields.amount("cache_write_per_mtok"),
+                         cacheWrite1h: try fields.amount("cache_write_1h_per_mtok"),
                          output: try fields.required("output_per_mtok").amount())
     }
 }

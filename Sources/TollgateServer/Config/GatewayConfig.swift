@@ -14,10 +14,13 @@ public struct GatewayConfig: Hashable, Sendable {
     public var budgets: [BudgetConfig]
     public var rateLimits: [RateLimitConfig]
     public var webhooks: WebhookConfig?
+    public var log: LogSettings
 
     public init(server: ServerSettings = ServerSettings(), database: DatabaseSettings = DatabaseSettings(),
                 ledger: LedgerSettings = LedgerSettings(), models: [ModelConfig] = [], routes: [RouteConfig] = [],
-                budgets: [BudgetConfig] = [], rateLimits: [RateLimitConfig] = [], webhooks: WebhookConfig? = nil) {
+                budgets: [BudgetConfig] = [], rateLimits: [RateLimitConfig] = [], webhooks: WebhookConfig? = nil,
+                log: LogSettings = LogSettings()) {
+        self.log = log
         self.server = server
         self.database = database
         self.ledger = ledger
@@ -38,13 +41,31 @@ extension GatewayConfig {
         /// A request body above this is refused with 413.
         public var maxBodyBytes: Int
         public var timeouts: Timeouts
+        /// How long a client may take to send a whole request head, however it trickles in (a client sending
+        /// a header line a second must not hold a connection for ever).
+        public var requestHeadTimeoutMs: Int
 
         public init(host: String = "127.0.0.1", port: Int = 4000, maxBodyBytes: Int = 33_554_432,
-                    timeouts: Timeouts = Timeouts()) {
+                    timeouts: Timeouts = Timeouts(), requestHeadTimeoutMs: Int = 10_000) {
             self.host = host
             self.port = port
             self.maxBodyBytes = maxBodyBytes
             self.timeouts = timeouts
+            self.requestHeadTimeoutMs = requestHeadTimeoutMs
+        }
+    }
+
+    /// What the gateway logs, and how: `text` lines for people, `json` (one object per line) for collectors.
+    public struct LogSettings: Hashable, Sendable {
+        public enum Format: String, Hashable, Sendable, CaseIterable { case text, json }
+        public enum Level: String, Hashable, Sendable, CaseIterable { case trace, debug, info, notice, warning, error, critical }
+        public var format: Format
+        /// `nil`: `LOG_LEVEL` from the environment, else `info`.
+        public var level: Level?
+
+        public init(format: Format = .text, level: Level? = nil) {
+            self.format = format
+            self.level = level
         }
     }
 
@@ -144,6 +165,9 @@ extension GatewayConfig {
         public var timeouts: TimeoutOverrides?
         /// Set exactly when `provider` is `.demo`.
         public var demo: DemoOptions?
+        /// Where the entry was written (nil for models served without config), so that a refusal at start
+        /// names the file and line too.
+        public var place: ConfigPlace?
 
         /// `baseURL` defaults to the provider's own, `upstreamModel` to `name`, and a demo model gets
         /// default `demo` options.
@@ -170,6 +194,17 @@ extension GatewayConfig {
         }
     }
 
+    /// A config entry's file, line and field path.
+    public struct ConfigPlace: Hashable, Sendable {
+        public var file: String
+        public var line: Int?
+        public var field: String
+
+        public func failure(_ problem: String, subfield: String? = nil) -> ConfigError {
+            ConfigError(file: file, line: line, field: subfield.map { field + "." + $0 } ?? field, problem: problem)
+        }
+    }
+
     public enum Provider: String, Hashable, Sendable, CaseIterable {
         case openai
         case anthropic
@@ -184,6 +219,16 @@ extension GatewayConfig {
             case .openai: "https://api.openai.com/v1"
             case .anthropic: "https://api.anthropic.com"
             case .openaiCompatible, .demo: nil
+            }
+        }
+
+        /// How the provider bills cache reads and writes a configured price leaves out.
+        public var cacheBilling: CacheBilling {
+            switch self {
+            case .openai: .openAI
+            case .anthropic: .anthropic
+            case .openaiCompatible: .operatorPriced
+            case .demo: .none
             }
         }
     }

@@ -10,6 +10,8 @@ struct ProxySettings: Sendable {
     var maxBodyBytes: Int
     /// A client connection with nothing in flight for this long is closed.
     var idleTimeout: TimeAmount
+    /// A request head not complete this long after its first byte closes the connection.
+    var requestHeadTimeout: TimeAmount = .seconds(10)
 }
 
 /// What every connection's relay shares: read-mostly state, each piece safe to touch from any event loop.
@@ -25,6 +27,7 @@ final class Gateway: Sendable {
     let pools: UpstreamPools
     let settings: ProxySettings
     let logger: Logger
+    let traffic: TrafficLog
 
     init(models: ModelRegistry, keys: KeyIndex, admission: Admission, budgets: BudgetLedger, clock: GatewayClock, ledger: LedgerWriter, pools: UpstreamPools, settings: ProxySettings,
          logger: Logger) {
@@ -38,6 +41,7 @@ final class Gateway: Sendable {
         self.pools = pools
         self.settings = settings
         self.logger = logger
+        self.traffic = TrafficLog(logger: logger)
     }
 }
 

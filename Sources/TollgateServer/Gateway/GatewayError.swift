@@ -13,7 +13,9 @@ enum GatewayError: Error, Equatable {
     case bodyTooLarge(limit: Int)
     case notFound(path: String)
     case methodNotAllowed(method: String, path: String)
-    case upstreamFault(model: String, detail: String)
+    /// The client is told `summary` (what happened, never where: no address, no upstream error text);
+    /// `detail` goes to the log and the ledger row.
+    case upstreamFault(model: String, summary: String, detail: String)
     case upstreamTimeout(model: String, afterMs: Int)
     case rateLimited(RateDecision.Dimension, retryAfterSeconds: Int?, RateLimitStatus)
     case budgetExceeded(BudgetSnapshot, now: Date)
@@ -93,7 +95,7 @@ enum GatewayError: Error, Equatable {
         case .bodyTooLarge(let limit): "The request body is larger than the limit of \(limit) bytes."
         case .notFound(let path): "Unknown URL: \(path)."
         case .methodNotAllowed(let method, let path): "\(method) is not allowed on \(path)."
-        case .upstreamFault(let model, let detail): "The upstream for model '\(model)' failed: \(detail)."
+        case .upstreamFault(let model, let summary, _): "The upstream for model '\(model)' failed: \(summary)."
         case .upstreamTimeout(let model, let afterMs): "The upstream for model '\(model)' did not answer within \(afterMs) ms."
         case .rateLimited(let dimension, let retry, let status):
             switch (dimension, retry) {
@@ -115,6 +117,13 @@ enum GatewayError: Error, Equatable {
         case .storeUnavailable(let detail): "The gateway cannot record or check spend right now: \(detail). Try again shortly."
         case .upstreamRejected(let status, let model, let detail): "The upstream for model '\(model)' refused the request (\(status.code)): \(detail)"
         }
+    }
+
+    /// What the log and the ledger row keep of the error: the message, and for an upstream fault the detail
+    /// the client is not shown.
+    var logDetail: String {
+        if case .upstreamFault(let model, _, let detail) = self { return "The upstream for model '\(model)' failed: \(detail)." }
+        return message
     }
 
     /// Headers that go with the error: `Retry-After` when waiting helps, else `x-should-retry: false` so

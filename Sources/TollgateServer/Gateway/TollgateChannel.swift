@@ -20,11 +20,20 @@ struct TollgateChannel: ServerChildChannel, HTTPChannelHandler {
             try channel.syncOptions?.setOption(ChannelOptions.allowRemoteHalfClosure, value: false)
             // Response headers are the gateway's own (from its config and counters), never a client's:
             // validating every byte of them again on each response cost ~5 % of the CPU.
+            // Parser errors are answered by the relay, once (NIO's error handler answered every one of them, and
+            // Hummingbird once more).
             try channel.pipeline.syncOperations.configureHTTPServerPipeline(
                 withPipeliningAssistance: true,
-                withErrorHandling: true,
+                withErrorHandling: false,
                 withOutboundHeaderValidation: false
             )
+            // Slow request heads: the raw side starts the clock at a head's first byte, the parsed side (before
+            // the pipelining handler, which may hold a parsed head back) stops it when the head is complete.
+            let headTimer = RequestHeadTimer(timeout: gateway.settings.requestHeadTimeout, traffic: gateway.traffic)
+            try channel.pipeline.syncOperations.addHandler(
+                headTimer.partsWatcher,
+                position: .before(try channel.pipeline.syncOperations.handler(type: HTTPServerPipelineHandler.self)))
+            try channel.pipeline.syncOperations.addHandler(headTimer, position: .first)
             // In front of the relay: Hummingbird's own idle time-out never sees `/v1` traffic. Reads only: the
             // relay closes on it only when nothing is in flight, and watching writes too cost a promise and a
             // callback per write.
@@ -40,6 +49,82 @@ struct TollgateChannel: ServerChildChannel, HTTPChannelHandler {
 
     func handle(value asyncChannel: Value, logger: Logger) async {
         await handleHTTP(asyncChannel: asyncChannel, logger: logger)
+    }
+}
+
+/// Closes a connection whose request head is not complete `timeout` after its first byte, however the bytes
+/// trickle in: the idle time-out restarts on every byte, so a client sending one header line a second would
+/// otherwise hold the connection for ever (slowloris). Nothing is answered: nginx closes the same way.
+///
+/// States: `awaitingHead` → (a byte) `readingHead` (clock running) → (the parser's head) `inRequest` → (the
+/// parser's end) `awaitingHead`. Bytes arriving in `inRequest` (a body, a pipelined request) start no clock.
+final class RequestHeadTimer: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    private enum State {
+        case awaitingHead
+        case readingHead(Scheduled<Void>)
+        case inRequest
+    }
+
+    private let timeout: TimeAmount
+    private let traffic: TrafficLog
+    private var state = State.awaitingHead
+    /// Placed after the HTTP parser; tells this handler where each request's head and end are.
+    private(set) var partsWatcher: PartsWatcher!
+
+    init(timeout: TimeAmount, traffic: TrafficLog) {
+        self.timeout = timeout
+        self.traffic = traffic
+        partsWatcher = PartsWatcher(timer: self)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .awaitingHead = state, unwrapInboundIn(data).readableBytes > 0 {
+            let timeout = timeout
+            let task = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [weak self] in
+                guard let self, case .readingHead = self.state else { return }
+                self.traffic.warn(.badRequest, requestID: nil,
+                                  "a request head was not complete within \(timeout.nanoseconds / 1_000_000) ms; connection closed")
+                context.close(promise: nil)
+            }
+            state = .readingHead(task)
+        }
+        context.fireChannelRead(data)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        if case .readingHead(let task) = state { task.cancel() }
+        state = .inRequest
+    }
+
+    fileprivate func headParsed() {
+        if case .readingHead(let task) = state { task.cancel() }
+        state = .inRequest
+    }
+
+    fileprivate func requestEnded() {
+        if case .inRequest = state { state = .awaitingHead }
+    }
+
+    final class PartsWatcher: ChannelInboundHandler, RemovableChannelHandler {
+        typealias InboundIn = HTTPServerRequestPart
+        typealias InboundOut = HTTPServerRequestPart
+        private weak var timer: RequestHeadTimer?
+
+        fileprivate init(timer: RequestHeadTimer) {
+            self.timer = timer
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            switch unwrapInboundIn(data) {
+            case .head: timer?.headParsed()
+            case .end: timer?.requestEnded()
+            case .body: break
+            }
+            context.fireChannelRead(data)
+        }
     }
 }
 

@@ -32,6 +32,14 @@ enum StreamTap {
     /// An Anthropic client served by an OpenAI-compatible model.
     case openAIToAnthropic(SSEUsageTap, OpenAIToAnthropicStream)
 
+    /// The stream's own last event passed (`[DONE]`, `message_stop`): it was delivered whole.
+    var sawEnd: Bool {
+        switch self {
+        case .openAI(let tap), .openAIToAnthropic(let tap, _): tap.sawDone
+        case .anthropic(let tap), .anthropicToOpenAI(let tap, _): tap.sawMessageStop
+        }
+    }
+
     mutating func feed(_ bytes: UnsafeRawBufferPointer) -> SSEUsageTap.Forward {
         switch self {
         case .openAI(var tap):
@@ -79,24 +87,21 @@ enum StreamTap {
         }
     }
 
-    /// The usage to bill: the provider's, or, for a stream cut short, what is known of it (Anthropic
-    /// reports the input side first) with one output token per content event; `estimated` says which.
-    func billedUsage(fallback: Usage) -> (usage: Usage, estimated: Bool) {
+    /// The usage to bill: the provider's, or, for a stream that ended without it, what is known of it
+    /// (Anthropic reports the input side first) with at least the output the stream relayed, counted from
+    /// its parsed deltas; `estimated` says which.
+    func billedUsage(promptBound: Usage) -> (usage: Usage, estimated: Bool) {
         switch self {
         case .openAI(let tap), .openAIToAnthropic(let tap, _):
-            return tap.usage.map { ($0, false) } ?? (fallback, true)
+            if let usage = tap.usage { return (usage, false) }
+            var estimate = promptBound
+            estimate.outputTokens = tap.generated.tokens
+            return (estimate, true)
         case .anthropic(let tap), .anthropicToOpenAI(let tap, _):
             if tap.sawFinalUsage, let usage = tap.usage { return (usage, false) }
-            guard var partial = tap.usage else { return (fallback, true) }
-            partial.outputTokens = max(partial.outputTokens, tap.contentEvents)
+            var partial = tap.usage ?? promptBound
+            partial.outputTokens = max(partial.outputTokens, tap.generated.tokens)
             return (partial, true)
-        }
-    }
-
-    var contentEvents: Int {
-        switch self {
-        case .openAI(let tap), .openAIToAnthropic(let tap, _): tap.contentEvents
-        case .anthropic(let tap), .anthropicToOpenAI(let tap, _): tap.contentEvents
         }
     }
 }
@@ -249,14 +254,13 @@ final class Exchange {
             routeReason: routeReason, error: error)
     }
 
-    /// What a stream cut short generated, when the upstream never reported usage: the prompt bound from
-    /// its size and one token per content event.
-    func estimatedUsage(contentEvents: Int) -> Usage {
-        Usage(inputTokens: TokenEstimate.promptTokens(bytes: fields.promptBytes), outputTokens: contentEvents)
+    /// The input side of a stream that never reported its usage: the prompt estimated from its size.
+    var promptEstimate: Usage {
+        Usage(inputTokens: TokenEstimate.promptTokens(bytes: fields.promptBytes))
     }
-}
 
-enum TokenEstimate {
-    /// About four bytes of English or code per token for the GPT and Claude families.
-    static func promptTokens(bytes: Int) -> Int { (bytes + 3) / 4 }
+    /// The usage to bill for a stream as it ends (normally or cut short).
+    func billedUsage(_ tap: StreamTap) -> (usage: Usage, estimated: Bool) {
+        tap.billedUsage(promptBound: promptEstimate)
+    }
 }

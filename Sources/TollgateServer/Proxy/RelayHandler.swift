@@ -41,6 +41,8 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     private var lastPresentedKey: (bytes: [UInt8], digest: Digest256)?
     /// A request passed on to Hummingbird has not been answered to its end yet.
     private var passThroughResponding = false
+    /// A malformed request was answered: the connection is closing, and later parser errors are not answered.
+    private var answeredMalformedRequest = false
     /// The connection's one timer for upstream deadlines (see `watch`), and when it is due.
     private var watchdog: Scheduled<Void>?
     private var watchdogDue: NIODeadline?
@@ -103,6 +105,31 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         default:
             // The pipeline handler delivers one well-formed request at a time; anything else is a bug
             // upstream of here, and the connection is not trustworthy any more.
+            context.close(promise: nil)
+        }
+    }
+
+    /// A request NIO's parser could not read (a bad request line, HTTP/0.9, smuggling shapes such as two
+    /// Content-Lengths) gets one 400 in the OpenAI error shape, then the connection closes. Hummingbird never
+    /// sees the error: it would answer again, and so would NIO's own error handler (which is not installed).
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        guard let parserError = error as? HTTPParserError else { return context.fireErrorCaught(error) }
+        guard !answeredMalformedRequest else { return }
+        answeredMalformedRequest = true
+        gateway.traffic.warn(.badRequest, requestID: nil, "refused a malformed HTTP request (\(parserError)) and closed the connection")
+        switch state {
+        case .idle, .readingBody:
+            state = .idle
+            let body = GatewayError.invalidRequest(message: "The request is not valid HTTP/1.1 (\(parserError)).", param: nil).openAIBody()
+            var headers = HTTPHeaders()
+            headers.add(name: "content-type", value: "application/json")
+            headers.add(name: "content-length", value: String(body.utf8.count))
+            headers.add(name: "connection", value: "close")
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .badRequest, headers: headers))), promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        case .passingThrough, .responding:
+            // An answer is under way on this connection: it cannot be followed by a second one.
             context.close(promise: nil)
         }
     }
@@ -191,8 +218,11 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         } else if let apiKey = headers.first(name: "x-api-key") {
             presented = Substring(apiKey)
         }
+        // A refusal before a key is recognised is counted and logged, never written to the ledger: anyone who
+        // can reach the port could otherwise grow the database without limit.
         guard let presented, !presented.isEmpty else {
-            refuse(exchange, .invalidAPIKey(reason: "Missing API key: send it as 'Authorization: Bearer tg-…'."), record: true)
+            gateway.traffic.warn(.unauthenticated, requestID: exchange.id, "refused a request without an API key")
+            refuse(exchange, .invalidAPIKey(reason: "Missing API key: send it as 'Authorization: Bearer tg-…'."), record: false)
             return nil
         }
         switch gateway.keys.authenticate(digest: digest(of: presented), now: gateway.clock.now()) {
@@ -200,8 +230,9 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             exchange.key = key
             return key
         case .refused(let key, let reason):
-            exchange.key = key
-            refuse(exchange, .invalidAPIKey(reason: reason), record: true)
+            gateway.traffic.warn(.unauthenticated, requestID: exchange.id,
+                                 key.map { "refused key \($0.record.id): \(reason)" } ?? "refused an unknown API key")
+            refuse(exchange, .invalidAPIKey(reason: reason), record: false)
             return nil
         }
     }
@@ -253,7 +284,9 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
                 }
             }
         } catch {
-            return refuse(exchange, GatewayError.from(error), record: true)
+            let refusal = GatewayError.from(error)
+            gateway.traffic.warn(.badRequest, requestID: exchange.id, "refused a request body: \(refusal.message)")
+            return refuse(exchange, refusal, record: true)
         }
         if exchange.endpoint == .embeddings { exchange.fields.stream = false }
         guard let model = exchange.fields.model, !model.isEmpty else {
@@ -557,7 +590,9 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
     private func sendUpstream(_ exchange: Exchange, target: UpstreamTarget, fresh: Bool) {
         guard let context, let pool = gateway.pools.pool(for: context.eventLoop), let request = exchange.upstreamRequest,
               let timeouts = exchange.deployment?.timeouts else {
-            return failUpstream(exchange, detail: "no upstream connection pool on this event loop")
+            gateway.traffic.warn(.upstreamConnect, requestID: exchange.id, model: exchange.deployment?.id,
+                                 "no upstream connection pool on this event loop")
+            return failUpstream(exchange, summary: "the gateway could not reach it", detail: "no upstream connection pool on this event loop")
         }
         let completion: (Result<UpstreamConnection, any Error>) -> Void = { result in
             guard case .responding(let current) = self.state, current === exchange, !exchange.isSettled else {
@@ -574,8 +609,10 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
                 if let id = exchange.deployment?.id {
                     self.gateway.health.recordFailure(id, error: "could not connect", at: self.gateway.clock.now())
                 }
+                self.gateway.traffic.warn(.upstreamConnect, requestID: exchange.id, model: exchange.deployment?.id,
+                                          "could not connect to the upstream: \(error)")
                 if self.failover(exchange, reason: "fallback after connect error") { return }
-                self.failUpstream(exchange, detail: "could not connect (\(error))")
+                self.failUpstream(exchange, summary: "it could not be reached", detail: "could not connect (\(error))")
             }
         }
         if fresh {
@@ -615,6 +652,8 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             gateway.health.recordSuccess(exchange.deployment?.id ?? "")
         }
         if code >= 500 || code == 401 || code == 403 || code == 407 {
+            gateway.traffic.warn(.upstreamStatus, requestID: exchange.id, model: exchange.deployment?.id,
+                                 "the upstream answered \(code) \(head.status.reasonPhrase)")
             exchange.phase = .upstreamFault(head.status)
         } else if exchange.fields.stream, code == 200,
                   head.headers.first(name: "content-type")?.contains("text/event-stream") == true {
@@ -695,6 +734,7 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
                 } catch {
                     settle(exchange, record)
                     return refuse(exchange, .upstreamFault(model: exchange.deployment?.name ?? "unknown",
+                                                           summary: "its answer could not be translated",
                                                            detail: "its answer could not be translated (\(error.message))"), record: false)
                 }
             }
@@ -712,12 +752,13 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             if !rest.isEmpty, let context {
                 context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: rest)))), promise: nil)
             }
-            let billed = tap.billedUsage(fallback: exchange.estimatedUsage(contentEvents: tap.contentEvents))
+            let billed = exchange.billedUsage(tap)
             settle(exchange, exchange.ledgerRecord(status: 200, usage: billed.usage, usageEstimated: billed.estimated, error: nil, now: .now()))
             finishResponse()
         case .upstreamFault(let status):
             if failover(exchange, reason: "fallback after \(status.code)") { return }
-            failUpstream(exchange, detail: "it answered \(status.code) \(status.reasonPhrase)")
+            failUpstream(exchange, summary: "it answered \(status.code) \(status.reasonPhrase)",
+                         detail: "it answered \(status.code) \(status.reasonPhrase)")
         case .awaitingUpstream, .settled:
             break
         }
@@ -752,13 +793,19 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         exchange.source = nil
         if case .streaming(var tap) = exchange.phase {
             _ = tap.finish()
-            let billed = tap.billedUsage(fallback: exchange.estimatedUsage(contentEvents: tap.contentEvents))
+            let billed = exchange.billedUsage(tap)
+            gateway.traffic.warn(.streamCut, requestID: exchange.id, model: exchange.deployment?.id,
+                                 "the upstream closed a stream before its end: \(error)")
             settle(exchange, exchange.ledgerRecord(status: 200, usage: billed.usage, usageEstimated: billed.estimated,
                                                    error: "upstream closed mid-stream: \(error)", now: .now()))
             finishResponse()
         } else {
+            gateway.traffic.warn(.upstreamConnect, requestID: exchange.id, model: exchange.deployment?.id,
+                                 receivedResponse ? "the upstream's answer broke off: \(error)" : "the upstream connection failed: \(error)")
             if failover(exchange, reason: receivedResponse ? "fallback after a broken answer" : "fallback after connect error") { return }
-            failUpstream(exchange, detail: "\(error)")
+            failUpstream(exchange,
+                         summary: receivedResponse ? "its answer broke off" : "the connection to it failed before it answered",
+                         detail: "\(error)")
         }
     }
 
@@ -859,6 +906,8 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         }
         // The abandoned connection is closed (never reused) before a route tries elsewhere.
         exchange.abandonSource()
+        gateway.traffic.warn(.upstreamTimeout, requestID: exchange.id, model: exchange.deployment?.id,
+                             "no answer from the upstream within \(timeout.nanoseconds / 1_000_000) ms")
         // A deployment that kept a request waiting for the whole time-out is not waited on twice.
         if failover(exchange, reason: "fallback after time-out", mayRetrySame: false) { return }
         refuse(exchange, .upstreamTimeout(model: exchange.deployment?.name ?? "unknown", afterMs: Int(timeout.nanoseconds / 1_000_000)),
@@ -876,7 +925,9 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
               case .streaming(let tap) = exchange.phase else { return }
         exchange.idleDeadline = nil
         exchange.abandonSource()
-        let billed = tap.billedUsage(fallback: exchange.estimatedUsage(contentEvents: tap.contentEvents))
+        gateway.traffic.warn(.upstreamTimeout, requestID: exchange.id, model: exchange.deployment?.id,
+                             "a stream went silent for longer than the idle time-out and was cut")
+        let billed = exchange.billedUsage(tap)
         settle(exchange, exchange.ledgerRecord(status: 200, usage: billed.usage, usageEstimated: billed.estimated,
                                                error: "upstream idle for longer than the idle time-out", now: .now()))
         finishResponse()
@@ -889,20 +940,26 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         exchange.abandonSource()
         let usage: Usage
         var estimated = false
+        var complete = false
         if case .streaming(let tap) = exchange.phase {
-            (usage, estimated) = tap.billedUsage(fallback: exchange.estimatedUsage(contentEvents: tap.contentEvents))
+            (usage, estimated) = exchange.billedUsage(tap)
+            // Clients close as soon as the stream's last event arrives, often before the upstream's own end
+            // of the body: that stream was delivered whole.
+            complete = tap.sawEnd
         } else {
             usage = Usage()
         }
-        settle(exchange, exchange.ledgerRecord(status: 499, usage: usage, usageEstimated: estimated,
-                                               error: "client closed the connection", now: .now()))
+        settle(exchange, exchange.ledgerRecord(status: complete ? 200 : 499, usage: usage, usageEstimated: estimated,
+                                               error: complete ? nil : "client closed the connection", now: .now()))
     }
 
     // MARK: Answers
 
-    private func failUpstream(_ exchange: Exchange, detail: String) {
+    /// A 502 naming the model; `summary` is what the client is told, `detail` (an address, an error's own
+    /// text) only goes to the log and the ledger row.
+    private func failUpstream(_ exchange: Exchange, summary: String, detail: String) {
         exchange.abandonSource()
-        refuse(exchange, .upstreamFault(model: exchange.deployment?.name ?? "unknown", detail: detail), record: true)
+        refuse(exchange, .upstreamFault(model: exchange.deployment?.name ?? "unknown", summary: summary, detail: detail), record: true)
     }
 
     /// Answers with a gateway error; `record` adds a ledger row (every billable endpoint does).
@@ -910,7 +967,7 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         exchange.cancelTimers()
         if record {
             settle(exchange, exchange.ledgerRecord(status: Int(error.status.code), usage: Usage(), usageEstimated: false,
-                                                   error: error.message, now: .now()))
+                                                   error: error.logDetail, now: .now()))
         } else {
             exchange.phase = .settled
         }
