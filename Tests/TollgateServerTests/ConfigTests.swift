@@ -227,10 +227,10 @@ struct ConfigTests {
 
     @Test("every refusal names file, line, field and what was wrong", arguments: [
         // unknown keys
-        ("modles: []", #"tollgate.yaml:1: modles: unknown key (expected one of server, database, ledger, models, routes, budgets, rate_limits, webhooks)"#),
-        ("server:\n  host: 0.0.0.0\n  prot: 4001", #"tollgate.yaml:3: server.prot: unknown key (expected one of host, port, max_body_bytes, timeouts)"#),
+        ("modles: []", #"tollgate.yaml:1: modles: unknown key (expected one of server, database, ledger, models, routes, budgets, rate_limits, webhooks, log)"#),
+        ("server:\n  host: 0.0.0.0\n  prot: 4001", #"tollgate.yaml:3: server.prot: unknown key (expected one of host, port, max_body_bytes, timeouts, request_head_timeout_ms)"#),
         ("models:\n  - name: m\n    provider: demo\n    colour: red", #"tollgate.yaml:4: models[0].colour: unknown key (expected one of name, provider, base_url, api_key, upstream_model, price, tier, capabilities, context_window, max_output_tokens, weight, downgrade_to, anthropic_version, timeouts, demo)"#),
-        ("models:\n  - name: m\n    provider: demo\n    price: { input_per_mtok: 1, output_per_mtok: 2, batch: 1 }", #"tollgate.yaml:4: models[0].price.batch: unknown key (expected one of input_per_mtok, cached_input_per_mtok, cache_write_per_mtok, output_per_mtok, long_context)"#),
+        ("models:\n  - name: m\n    provider: demo\n    price: { input_per_mtok: 1, output_per_mtok: 2, batch: 1 }", #"tollgate.yaml:4: models[0].price.batch: unknown key (expected one of input_per_mtok, cached_input_per_mtok, cache_write_per_mtok, cache_write_1h_per_mtok, output_per_mtok, long_context)"#),
         // wrong types
         ("server:\n  port: abc", #"tollgate.yaml:2: server.port: expected an integer, got "abc""#),
         ("server:\n  port: 4000.5", #"tollgate.yaml:2: server.port: expected an integer, got "4000.5""#),
@@ -247,7 +247,11 @@ struct ConfigTests {
         ("database: { url: mysql://db }", #"tollgate.yaml:1: database.url: expected sqlite:PATH or postgres://…, got "mysql://db""#),
         ("rate_limits:\n  - { scope: org, name: acme, rpm: 10 }", #"tollgate.yaml:2: rate_limits[0].scope: expected one of team, user, key, got "org""#),
         // negative and out-of-range numbers
-        ("ledger: { flush_ms: -5 }", #"tollgate.yaml:1: ledger.flush_ms: expected a non-negative integer, got "-5""#),
+        ("ledger: { flush_ms: -5 }", #"tollgate.yaml:1: ledger.flush_ms: expected an integer from 10 to 60000, got "-5""#),
+        ("ledger:\n  flush_ms: 0", #"tollgate.yaml:2: ledger.flush_ms: expected an integer from 10 to 60000, got "0""#),
+        ("server: { request_head_timeout_ms: 5 }", #"tollgate.yaml:1: server.request_head_timeout_ms: expected an integer from 100 to 3600000, got "5""#),
+        ("log: { format: xml }", #"tollgate.yaml:1: log.format: expected one of text, json, got "xml""#),
+        ("log: { level: loud }", #"tollgate.yaml:1: log.level: expected one of trace, debug, info, notice, warning, error, critical, got "loud""#),
         ("server:\n  port: 70000", #"tollgate.yaml:2: server.port: expected an integer from 0 to 65535, got "70000""#),
         ("models:\n  - { name: m, provider: demo, weight: -1 }", #"tollgate.yaml:2: models[0].weight: expected a non-negative integer, got "-1""#),
         ("models:\n  - { name: m, provider: demo, context_window: 0 }", #"tollgate.yaml:2: models[0].context_window: expected a positive integer, got "0""#),

@@ -113,6 +113,46 @@ struct DeploymentTests {
         #expect(throws: StartupError.self) { try GatewayServer.deployment(for: model, catalog: Self.catalog) }
     }
 
+    @Test("a refusal about a model's price names the config file, line and field")
+    func priceRefusalsNameTheLine() throws {
+        let config = try GatewayConfig.parse(yaml: """
+            models:
+              - { name: mystery, provider: openai-compatible, base_url: "http://127.0.0.1:9/v1" }
+              - name: my-ft
+                provider: openai
+                price: { input_per_mtok: 1, output_per_mtok: 2 }
+            """, file: "tollgate.yaml", environment: [:])
+        #expect(throws: ConfigError(file: "tollgate.yaml", line: 2, field: "models[0]", problem: "model 'mystery' has no price in the catalogue: give it `price: { input_per_mtok: …, output_per_mtok: … }`, or `price: free` for a self-hosted model")) {
+            try GatewayServer.deployment(for: config.models[0], catalog: Self.catalog)
+        }
+        #expect(throws: ConfigError(file: "tollgate.yaml", line: 3, field: "models[1].price", problem: "model 'my-ft' bills cache reads, and no rate for them is given or known: give `cached_input_per_mtok` (openai prices them per model)")) {
+            try GatewayServer.deployment(for: config.models[1], catalog: Self.catalog)
+        }
+    }
+
+    @Test("an Anthropic price override without cache-write rates bills writes as Anthropic does")
+    func anthropicOverrideCompleted() throws {
+        let config = try GatewayConfig.parse(yaml: """
+            models:
+              - { name: c, provider: anthropic, upstream_model: my-claude, price: { input_per_mtok: "3.00", cached_input_per_mtok: "0.30", output_per_mtok: "15.00" } }
+            """, file: "tollgate.yaml", environment: [:])
+        let deployment = try GatewayServer.deployment(for: config.models[0], catalog: Self.catalog)
+        #expect(deployment.price.rates.cacheWrite == Nanodollars(decimalString: "3.75"))
+        #expect(deployment.price.rates.cacheWrite1h == Nanodollars(decimalString: "6"))
+        #expect(deployment.price.cost(of: Usage(cacheWriteTokens: 40)) == Nanodollars(150_000))
+    }
+
+    @Test("every Anthropic entry of the catalogue prices cache reads, writes and one-hour writes")
+    func catalogueAnthropicComplete() {
+        for entry in Self.catalog.entries where entry.provider == "anthropic" {
+            let rates = [entry.price.rates] + (entry.price.longContext.map { [$0.rates] } ?? [])
+            for rate in rates {
+                #expect(rate.cachedInput != nil && rate.cacheWrite != nil && rate.cacheWrite1h != nil, "\(entry.name)")
+                #expect(rate.cacheWrite1h == Nanodollars(rate.input.value * 2), "\(entry.name)")
+            }
+        }
+    }
+
     @Test("price: free is the one way to bill zero")
     func free() throws {
         var model = GatewayConfig.ModelConfig(name: "local", provider: .openaiCompatible, baseURL: "http://127.0.0.1:8000/v1")

@@ -12,7 +12,7 @@ import pytest
 
 from conftest import UPSTREAM_KEY, nonce, start_fake, start_gateway
 
-PRICE = '{ input_per_mtok: "1", output_per_mtok: "2" }'
+PRICE = '{ input_per_mtok: "1", cached_input_per_mtok: "0.5", output_per_mtok: "2" }'
 
 
 def _config(a: int, b: int) -> str:
