@@ -12,7 +12,7 @@ struct Tollgate: AsyncParsableCommand {
         commandName: "tollgate",
         abstract: "A self-hosted LLM gateway: virtual keys, exact cost, budgets and a ledger.",
         subcommands: [Serve.self, Teams.self, Users.self, Keys.self, Budgets.self, Spend.self, Requests.self, RouteEval.self,
-                      Database.self])
+                      Database.self, AdminKey.self])
 }
 
 struct Serve: AsyncParsableCommand {
@@ -304,21 +304,67 @@ struct Database: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Apply the schema migrations the database lacks (serve applies them on start too).")
 
-        @Option(help: "Database: sqlite:PATH or postgres://user:password@host:port/database (default $TOLLGATE_DB or sqlite:tollgate.db).")
-        var db: String?
+        @OptionGroup var database: DatabaseOption
 
         func run() throws {
-            let url = db ?? ProcessInfo.processInfo.environment["TOLLGATE_DB"] ?? "sqlite:tollgate.db"
-            do {
-                let location = try StoreLocation(url: url)
-                let store = try location.open(migrate: false)
-                defer { store.close() }
+            try database.withStore(migrate: false) { location, store in
                 let applied = try store.migrate()
+/// The database of `tollgate db` and `tollgate admin-key`, which work on it directly, without a gateway.
+struct DatabaseOption: ParsableArguments {
+    @Option(help: "Database: sqlite:PATH or postgres://user:password@host:port/database (default $TOLLGATE_DB or sqlite:tollgate.db).")
+    var db: String?
+
+    var location: StoreLocation {
+        get throws { try StoreLocation(url: db ?? ProcessInfo.processInfo.environment["TOLLGATE_DB"] ?? "sqlite:tollgate.db") }
+    }
+
+    /// Runs `body` on the opened store; a store error is one line on stderr and a non-zero exit.
+    func withStore(migrate: Bool, mustExist: Bool = false, _ body: (StoreLocation, any Store) throws -> Void) throws {
+        do {
+            let location = try location
+            if mustExist, case .sqlite(let path) = location, !FileManager.default.fileExists(atPath: path) {
+                throw StoreError.invalid("no database at \(location): name the gateway's with --db or TOLLGATE_DB")
+            }
+            let store = try location.open(migrate: migrate)
+            defer { store.close() }
+            try body(location, store)
+        } catch StoreError.unavailable(let message), StoreError.invalid(let message) {
+            FileHandle.standardError.write(Data("tollgate: \(message)\n".utf8))
+            throw ExitCode.failure
+        }
+    }
+}
+
                 for migration in applied { Swift.print("\(location): applied migration \(migration)") }
                 if applied.isEmpty { Swift.print("\(location): the schema is up to date") }
-            } catch StoreError.unavailable(let message), StoreError.invalid(let message) {
-                FileHandle.standardError.write(Data("tollgate: \(message)\n".utf8))
-                throw ExitCode.failure
+            }
+        }
+    }
+}
+
+struct AdminKey: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "admin-key", abstract: "The gateway's generated admin key.",
+                                                    subcommands: [Reset.self])
+
+    struct Reset: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Replace the generated admin key with a new one, shown once; the old one stops working.",
+            discussion: """
+                For an operator who lost the admin key and can reach the gateway's database. A gateway started with \
+                TOLLGATE_ADMIN_KEY set uses that key and not this one.
+                """)
+
+        @OptionGroup var database: DatabaseOption
+
+        func run() throws {
+            try database.withStore(migrate: true, mustExist: true) { location, store in
+                let key = try GatewayServer.resetAdminKey(store: store)
+                Swift.print("""
+                    New admin key for \(location) (shown once, keep it safe):
+                        export TOLLGATE_ADMIN_KEY=\(key)
+                    The old key no longer works: gateways running on this database take the new one within a second \
+                    (a gateway started with TOLLGATE_ADMIN_KEY set keeps that key until it is restarted without it).
+                    """)
             }
         }
     }

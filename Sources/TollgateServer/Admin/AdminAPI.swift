@@ -48,7 +48,7 @@ struct AdminAPI: Sendable {
     let health: DeploymentHealth
     let calibrations: RouterCalibrations
     let ledger: LedgerWriter
-    let adminKeyHash: [UInt8]
+    let adminKey: AdminCredential
     let databaseKind: String
 
     func addRoutes(to router: Router<BasicRequestContext>) {
@@ -72,7 +72,7 @@ struct AdminAPI: Sendable {
             if databaseKind == "postgres" { members.append(("database_round_trips", .int(PostgresStore.roundTrips))) }
             return AdminAPI.json(.object(members))
         }
-        let admin = router.group("admin").add(middleware: AdminAuthMiddleware(adminKeyHash: adminKeyHash))
+        let admin = router.group("admin").add(middleware: AdminAuthMiddleware(adminKey: adminKey))
         admin.post("orgs") { request, context in
             let body = try await AdminAPI.body(request, context)
             let org = try AdminAPI.storing { try store.createOrg(name: try body.requiredString("name")) }
@@ -401,11 +401,11 @@ struct AdminBody {
 
 struct AdminAuthMiddleware: RouterMiddleware {
     typealias Context = BasicRequestContext
-    let adminKeyHash: [UInt8]
+    let adminKey: AdminCredential
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard let authorization = request.headers[.authorization], authorization.lowercased().hasPrefix("bearer "),
-              constantTimeEquals(SHA256.hash(Array(authorization.dropFirst(7).utf8)), adminKeyHash)
+              adminKey.accepts(authorization.dropFirst(7))
         else {
             throw AdminError(status: .unauthorized, code: "invalid_api_key",
                              message: "The admin API needs 'Authorization: Bearer <admin key>'.", param: nil)
