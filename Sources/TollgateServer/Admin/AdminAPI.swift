@@ -75,7 +75,7 @@ struct AdminAPI: Sendable {
         let admin = router.group("admin").add(middleware: AdminAuthMiddleware(adminKey: adminKey))
         admin.post("orgs") { request, context in
             let body = try await AdminAPI.body(request, context)
-            let org = try AdminAPI.storing { try store.createOrg(name: try body.requiredString("name")) }
+            let org = try AdminAPI.storing { try store.createOrg(name: try body.newName()) }
             return AdminAPI.json(AdminAPI.view(org), status: .created)
         }
         admin.get("orgs") { _, _ in
@@ -83,7 +83,7 @@ struct AdminAPI: Sendable {
         }
         admin.post("teams") { request, context in
             let body = try await AdminAPI.body(request, context)
-            let team = try AdminAPI.storing { try store.createTeam(name: try body.requiredString("name"), org: try body.string("org")) }
+            let team = try AdminAPI.storing { try store.createTeam(name: try body.newName(), org: try body.string("org")) }
             return AdminAPI.json(AdminAPI.view(team), status: .created)
         }
         admin.get("teams") { _, _ in
@@ -91,7 +91,7 @@ struct AdminAPI: Sendable {
         }
         admin.post("users") { request, context in
             let body = try await AdminAPI.body(request, context)
-            let user = try AdminAPI.storing { try store.createUser(name: try body.requiredString("name"), team: try body.string("team")) }
+            let user = try AdminAPI.storing { try store.createUser(name: try body.newName(), team: try body.string("team")) }
             return AdminAPI.json(self.view(user), status: .created)
         }
         admin.get("users") { _, _ in
@@ -141,6 +141,7 @@ struct AdminAPI: Sendable {
         guard userReference != nil || teamReference != nil else {
             throw AdminError.badRequest("A key belongs to a user or a team: give 'user' or 'team'.", param: "user")
         }
+        let name = try body.newOptionalName()
         let models = try body.stringList("models")
         let expiresAt = try body.string("expires_at").map { text -> Date in
             guard let date = RFC3339.parse(text) else { throw AdminError.badRequest("expires_at must be an RFC 3339 time", param: "expires_at") }
@@ -159,7 +160,7 @@ struct AdminAPI: Sendable {
                 team = found
             }
             let orgID = try user?.orgID ?? team?.orgID ?? store.defaultOrg().id
-            return KeyRecord(id: EntityID.make("key"), name: try body.string("name"), hashHex: "", prefix: "", userID: user?.id,
+            return KeyRecord(id: EntityID.make("key"), name: name, hashHex: "", prefix: "", userID: user?.id,
                              teamID: team?.id, orgID: orgID, allowedModels: models, expiresAt: expiresAt, revokedAt: nil,
                              rpm: try body.int("rpm"), tpm: try body.int("tpm"), createdAt: Date())
         }
@@ -377,6 +378,26 @@ struct AdminBody {
         guard let value = members[name], !(value is NSNull) else { return nil }
         guard let text = value as? String else { throw AdminError.badRequest("\(name) must be a string", param: name) }
         return text
+    }
+
+    /// The `name` of an entity being created. A reference shaped like an id names an entity by its id only
+    /// (`EntityReference`): a name of that shape could never be used, and would read as another entity's id.
+    func newName() throws -> String {
+        try Self.checkedName(try requiredString("name"))
+    }
+
+    /// The same for an entity whose name is optional (a key).
+    func newOptionalName() throws -> String? {
+        try string("name").map(Self.checkedName)
+    }
+
+    private static func checkedName(_ name: String) throws -> String {
+        guard !EntityID.isShaped(name) else {
+            throw AdminError.badRequest(
+                "name '\(name)' has the shape of an id (letters, '_' and 16 hex digits), and such a reference names an entity by its id: choose a name of another shape",
+                param: "name")
+        }
+        return name
     }
 
     func requiredString(_ name: String) throws -> String {
