@@ -232,13 +232,8 @@ struct AdminAPI: Sendable {
         }
         let wantsCSV = parameters.get("format") == "csv" || request.headers[.accept]?.contains("text/csv") == true
         if wantsCSV {
-            var csv = "\(grouping.rawValue),requests,input_tokens,cached_input_tokens,output_tokens,cost_usd,baseline_cost_usd,savings_usd\n"
-            for row in rows {
-                csv += "\(CSV.field(row.group ?? "")),\(row.requests),\(row.inputTokens),\(row.cachedInputTokens),\(row.outputTokens),"
-                    + "\(row.cost.decimalString),\(row.baselineCost.decimalString),\(row.savings.decimalString)\n"
-            }
             return Response(status: .ok, headers: [.contentType: "text/csv; charset=utf-8"],
-                            body: .init(byteBuffer: ByteBuffer(string: csv)))
+                            body: .init(byteBuffer: ByteBuffer(string: CSV.spend(rows, groupedBy: grouping))))
         }
         let data = rows.map { row in
             JSONValue.object([
@@ -380,6 +375,11 @@ struct AdminBody {
         return text
     }
 
+    func requiredString(_ name: String) throws -> String {
+        guard let text = try string(name), !text.isEmpty else { throw AdminError.badRequest("\(name) is required", param: name) }
+        return text
+    }
+
     /// The `name` of an entity being created. A reference shaped like an id names an entity by its id only
     /// (`EntityReference`): a name of that shape could never be used, and would read as another entity's id.
     func newName() throws -> String {
@@ -398,11 +398,6 @@ struct AdminBody {
                 param: "name")
         }
         return name
-    }
-
-    func requiredString(_ name: String) throws -> String {
-        guard let text = try string(name), !text.isEmpty else { throw AdminError.badRequest("\(name) is required", param: name) }
-        return text
     }
 
     func int(_ name: String) throws -> Int? {
@@ -432,13 +427,6 @@ struct AdminAuthMiddleware: RouterMiddleware {
                              message: "The admin API needs 'Authorization: Bearer <admin key>'.", param: nil)
         }
         return try await next(request, context)
-    }
-}
-
-enum CSV {
-    static func field(_ text: String) -> String {
-        guard text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" }) else { return text }
-        return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
     }
 }
 
