@@ -3,6 +3,7 @@ import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
+import TollgateCore
 import TollgateServer
 import TollgateStore
 
@@ -57,7 +58,14 @@ struct AdminConnection: ParsableArguments {
             request.setValue("application/json", forHTTPHeaderField: "Content-Type")
             request.httpBody = try JSONSerialization.data(withJSONObject: body)
         }
-        let (data, response) = try await URLSession.shared.data(for: request)
+        let data: Data
+        let response: URLResponse
+        do {
+            (data, response) = try await URLSession.shared.data(for: request)
+        } catch let error as URLError {
+            FileHandle.standardError.write(Data("tollgate: cannot reach the gateway at \(baseURL) (\(Self.reason(error.code))): start it with `tollgate serve`, or give the address of the one running with --url or TOLLGATE_URL\n".utf8))
+            throw ExitCode.failure
+        }
         let status = (response as? HTTPURLResponse)?.statusCode ?? 0
         let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
         guard (200..<300).contains(status) else {
@@ -75,11 +83,21 @@ struct AdminConnection: ParsableArguments {
             return
         }
         let rows = (object["data"] as? [[String: Any]]) ?? [object]
-        let table = [columns] + rows.map { row in columns.map { Self.text(row[$0]) } }
-        let widths = columns.indices.map { index in table.map { $0[index].count }.max() ?? 0 }
-        for line in table {
-            Swift.print(line.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }
-                .joined(separator: "  ").trimmingCharacters(in: .whitespaces))
+        for line in TerminalText.table([columns] + rows.map { row in columns.map { Self.text(row[$0]) } }) {
+            Swift.print(line)
+        }
+    }
+
+    /// Why a request did not reach the gateway, in a few words (Foundation's own text is `Error
+    /// Domain=NSURLErrorDomain Code=-1004 "(null)"` and a dictionary).
+    static func reason(_ code: URLError.Code) -> String {
+        switch code {
+        case .cannotConnectToHost: "connection refused"
+        case .cannotFindHost, .dnsLookupFailed: "unknown host"
+        case .timedOut: "timed out"
+        case .networkConnectionLost: "connection lost"
+        case .badURL, .unsupportedURL: "not a usable URL"
+        default: "URL error \(code.rawValue)"
         }
     }
 
@@ -296,19 +314,6 @@ struct Requests: AsyncParsableCommand {
     }
 }
 
-struct Database: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "db", abstract: "Database maintenance.",
-                                                    subcommands: [Migrate.self])
-
-    struct Migrate: ParsableCommand {
-        static let configuration = CommandConfiguration(
-            abstract: "Apply the schema migrations the database lacks (serve applies them on start too).")
-
-        @OptionGroup var database: DatabaseOption
-
-        func run() throws {
-            try database.withStore(migrate: false) { location, store in
-                let applied = try store.migrate()
 /// The database of `tollgate db` and `tollgate admin-key`, which work on it directly, without a gateway.
 struct DatabaseOption: ParsableArguments {
     @Option(help: "Database: sqlite:PATH or postgres://user:password@host:port/database (default $TOLLGATE_DB or sqlite:tollgate.db).")
@@ -335,6 +340,19 @@ struct DatabaseOption: ParsableArguments {
     }
 }
 
+struct Database: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "db", abstract: "Database maintenance.",
+                                                    subcommands: [Migrate.self])
+
+    struct Migrate: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Apply the schema migrations the database lacks (serve applies them on start too).")
+
+        @OptionGroup var database: DatabaseOption
+
+        func run() throws {
+            try database.withStore(migrate: false) { location, store in
+                let applied = try store.migrate()
                 for migration in applied { Swift.print("\(location): applied migration \(migration)") }
                 if applied.isEmpty { Swift.print("\(location): the schema is up to date") }
             }
