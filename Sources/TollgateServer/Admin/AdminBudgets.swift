@@ -13,7 +13,8 @@ struct BudgetSubject {
     static func resolve(scope: String, reference: String, store: any Store) throws -> BudgetSubject? {
         switch scope {
         case "org":
-            return try store.listOrgs().first { EntityReference(reference).matches(id: $0.id, name: $0.name) }.map { BudgetSubject(id: $0.id, name: $0.name) }
+            return try store.listOrgs().first { EntityReference(reference).matches(id: $0.id, name: $0.name) }
+                .map { BudgetSubject(id: $0.id, name: $0.name) }
         case "team":
             return try store.team(reference).map { BudgetSubject(id: $0.id, name: $0.name) }
         case "user":
