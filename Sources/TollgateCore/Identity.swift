@@ -7,6 +7,38 @@ public enum EntityID {
         let bytes = (0..<8).map { _ in UInt8.random(in: 0...255, using: &generator) }
         return prefix + "_" + Hex.encode(bytes)
     }
+
+    /// Whether `text` has the shape `make` gives an id: letters, `_`, 16 hex digits (in either case, so that
+    /// `USER_EDE2…` is not a name that reads as an id either).
+    public static func isShaped(_ text: some StringProtocol) -> Bool {
+        let bytes = Array(text.utf8)
+        guard let separator = bytes.lastIndex(of: UInt8(ascii: "_")), separator > 0,
+              bytes.count - separator - 1 == 16 else { return false }
+        let isLetter = { (byte: UInt8) in (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte | 0x20) }
+        let isHexDigit = { (byte: UInt8) in
+            (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(byte | 0x20)
+        }
+        return bytes[..<separator].allSatisfy(isLetter) && bytes[(separator + 1)...].allSatisfy(isHexDigit)
+    }
+}
+
+/// What a reference (a path segment, `keys create --user …`, a config budget's `name`) names. Text shaped like
+/// an id names an entity by its id and never by a name; any other text names it by its name. Names shaped like
+/// ids are refused when entities are created, so a name can never stand for another entity's id.
+public enum EntityReference: Hashable, Sendable {
+    case id(String)
+    case name(String)
+
+    public init(_ text: String) {
+        self = EntityID.isShaped(text) ? .id(text) : .name(text)
+    }
+
+    public func matches(id: String, name: String?) -> Bool {
+        switch self {
+        case .id(let reference): reference == id
+        case .name(let reference): reference == name
+        }
+    }
 }
 
 public struct OrgRecord: Hashable, Sendable {

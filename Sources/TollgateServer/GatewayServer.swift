@@ -78,7 +78,7 @@ public enum GatewayServer {
                                                logger: logger)
         let location = try storeLocation(config.database.url)
         let store = try openStore(location, logger: logger)
-        let adminKeyHash = try adminKey(store: store, environment: environment, logger: logger)
+        let adminKey = try adminKey(store: store, environment: environment)
 
         let ledger = LedgerWriter(store: store, flushInterval: .milliseconds(config.ledger.flushMs))
         let keys = KeyIndex()
@@ -121,7 +121,7 @@ public enum GatewayServer {
             logger: logger)
 
         let admin = AdminAPI(store: store, keys: keys, budgets: budgets, clock: clock, models: gateway.models,
-                             health: gateway.health, calibrations: gateway.calibrations, ledger: ledger, adminKeyHash: adminKeyHash,
+                             health: gateway.health, calibrations: gateway.calibrations, ledger: ledger, adminKey: adminKey,
                              databaseKind: location.kind, traffic: gateway.traffic)
         try admin.loadKeys()
         #if os(Linux)
@@ -332,23 +332,34 @@ public enum GatewayServer {
         }
     }
 
-    /// The admin key's SHA-256: from `TOLLGATE_ADMIN_KEY`, else the one generated on the first start
-    /// (printed once, only its hash kept).
-    static func adminKey(store: any Store, environment: [String: String], logger: Logger) throws -> [UInt8] {
+    /// The admin key: from `TOLLGATE_ADMIN_KEY`, else the one generated on the first start (shown once, only
+    /// its hash kept). The generated key is written before its hash is stored and before the server accepts
+    /// anything, with one unbuffered write each to stdout and stderr: `print` is buffered when stdout is a file
+    /// or a pipe (systemd, Docker, nohup), and a crash would lose a key whose hash is already stored.
+    static func adminKey(store: any Store, environment: [String: String]) throws -> AdminCredential {
         if let key = environment["TOLLGATE_ADMIN_KEY"], !key.isEmpty {
-            return SHA256.hash(Array(key.utf8))
+            return AdminCredential(fixed: key)
         }
-        if let stored = try store.setting("admin_key_sha256"), let bytes = Hex.decode(stored) {
-            return bytes
+        if let stored = try store.setting(AdminCredential.settingName), let hash = Hex.decode(stored) {
+            return AdminCredential(stored: hash, store: store)
         }
-        let key = "tga-" + VirtualKey.generate().dropFirst(VirtualKey.plainPrefix.count)
-        let hash = SHA256.hash(Array(key.utf8))
-        try store.setSetting("admin_key_sha256", Hex.encode(hash))
-        print("""
+        let key = AdminCredential.generateKey()
+        let notice = Data("""
             Generated the admin key (shown once, keep it safe):
                 export TOLLGATE_ADMIN_KEY=\(key)
-            """)
-        return hash
+
+            """.utf8)
+        for output in [FileHandle.standardOutput, FileHandle.standardError] { try? output.write(contentsOf: notice) }
+        try AdminCredential.store(key, in: store)
+        return AdminCredential(stored: SHA256.hash(Array(key.utf8)), store: store)
+    }
+
+    /// `tollgate admin-key reset`: a new admin key, whose hash replaces the stored one; returns the key. Gateways
+    /// on this database that use a generated key take it within a second (`AdminCredential`).
+    public static func resetAdminKey(store: any Store) throws -> String {
+        let key = AdminCredential.generateKey()
+        try AdminCredential.store(key, in: store)
+        return key
     }
 
     /// Trust roots for `https` upstreams: the system's, or the file in `SSL_CERT_FILE`.

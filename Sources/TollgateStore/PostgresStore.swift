@@ -314,12 +314,13 @@ public final class PostgresStore: Store {
         return try OrgRecord(row: row)
     }
 
-    /// An entity by id or, failing that, by name. `table` is always one of our literal table names.
+    /// An entity by id when the reference is shaped like one, else by name (`EntityReference`). `table` is
+    /// always one of our literal table names.
     private static func lookUp(_ session: PostgresSession, table: String, reference: String) throws -> PostgresRandomAccessRow? {
-        try session.query("""
-            SELECT * FROM \(unescaped: table) WHERE id = \(reference) OR name = \(reference)
-            ORDER BY id = \(reference) DESC LIMIT 1
-            """).first
+        switch EntityReference(reference) {
+        case .id(let id): try session.query("SELECT * FROM \(unescaped: table) WHERE id = \(id)").first
+        case .name(let name): try session.query("SELECT * FROM \(unescaped: table) WHERE name = \(name)").first
+        }
     }
 
     private static func requireUnique(_ session: PostgresSession, table: String, entity: String, name: String) throws {

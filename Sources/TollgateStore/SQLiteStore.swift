@@ -532,10 +532,13 @@ public final class SQLiteStore: Store {
         return OrgRecord(row: row)
     }
 
-    /// An entity by id or, failing that, by name. `table` is always one of our literal table names.
+    /// An entity by id when the reference is shaped like one, else by name (`EntityReference`). `table` is
+    /// always one of our literal table names.
     private static func lookUp(_ db: Database, table: String, reference: String) throws -> Row? {
-        try Row.fetchOne(db, sql: "SELECT * FROM \(table) WHERE id = ?1 OR name = ?1 ORDER BY id = ?1 DESC LIMIT 1",
-                         arguments: [reference])
+        switch EntityReference(reference) {
+        case .id(let id): try Row.fetchOne(db, sql: "SELECT * FROM \(table) WHERE id = ?", arguments: [id])
+        case .name(let name): try Row.fetchOne(db, sql: "SELECT * FROM \(table) WHERE name = ?", arguments: [name])
+        }
     }
 
     private static func requireUnique(_ db: Database, table: String, entity: String, name: String) throws {

@@ -61,7 +61,8 @@ public struct SpendQuery: Sendable {
     }
 }
 
-/// Everything Tollgate keeps. Entities are named by id or by name wherever a `reference` is taken.
+/// Everything Tollgate keeps. Entities are named by id or by name wherever a `reference` is taken: by id
+/// when the reference is shaped like one, else by name (`EntityReference`).
 /// Calls block the caller briefly: they are for the admin API, start-up and the ledger writer, never for
 /// the request path.
 public protocol Store: Sendable {

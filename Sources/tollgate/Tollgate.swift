@@ -3,6 +3,7 @@ import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
+import TollgateCore
 import TollgateServer
 import TollgateStore
 
@@ -12,7 +13,7 @@ struct Tollgate: AsyncParsableCommand {
         commandName: "tollgate",
         abstract: "A self-hosted LLM gateway: virtual keys, exact cost, budgets and a ledger.",
         subcommands: [Serve.self, Teams.self, Users.self, Keys.self, Budgets.self, Spend.self, Requests.self, RouteEval.self,
-                      Database.self])
+                      Database.self, AdminKey.self])
 }
 
 struct Serve: AsyncParsableCommand {
@@ -57,7 +58,14 @@ struct AdminConnection: ParsableArguments {
             request.setValue("application/json", forHTTPHeaderField: "Content-Type")
             request.httpBody = try JSONSerialization.data(withJSONObject: body)
         }
-        let (data, response) = try await URLSession.shared.data(for: request)
+        let data: Data
+        let response: URLResponse
+        do {
+            (data, response) = try await URLSession.shared.data(for: request)
+        } catch let error as URLError {
+            FileHandle.standardError.write(Data("tollgate: cannot reach the gateway at \(baseURL) (\(Self.reason(error.code))): start it with `tollgate serve`, or give the address of the one running with --url or TOLLGATE_URL\n".utf8))
+            throw ExitCode.failure
+        }
         let status = (response as? HTTPURLResponse)?.statusCode ?? 0
         let object = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] ?? [:]
         guard (200..<300).contains(status) else {
@@ -75,11 +83,21 @@ struct AdminConnection: ParsableArguments {
             return
         }
         let rows = (object["data"] as? [[String: Any]]) ?? [object]
-        let table = [columns] + rows.map { row in columns.map { Self.text(row[$0]) } }
-        let widths = columns.indices.map { index in table.map { $0[index].count }.max() ?? 0 }
-        for line in table {
-            Swift.print(line.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }
-                .joined(separator: "  ").trimmingCharacters(in: .whitespaces))
+        for line in TerminalText.table([columns] + rows.map { row in columns.map { Self.text(row[$0]) } }) {
+            Swift.print(line)
+        }
+    }
+
+    /// Why a request did not reach the gateway, in a few words (Foundation's own text is `Error
+    /// Domain=NSURLErrorDomain Code=-1004 "(null)"` and a dictionary).
+    static func reason(_ code: URLError.Code) -> String {
+        switch code {
+        case .cannotConnectToHost: "connection refused"
+        case .cannotFindHost, .dnsLookupFailed: "unknown host"
+        case .timedOut: "timed out"
+        case .networkConnectionLost: "connection lost"
+        case .badURL, .unsupportedURL: "not a usable URL"
+        default: "URL error \(code.rawValue)"
         }
     }
 
@@ -296,6 +314,32 @@ struct Requests: AsyncParsableCommand {
     }
 }
 
+/// The database of `tollgate db` and `tollgate admin-key`, which work on it directly, without a gateway.
+struct DatabaseOption: ParsableArguments {
+    @Option(help: "Database: sqlite:PATH or postgres://user:password@host:port/database (default $TOLLGATE_DB or sqlite:tollgate.db).")
+    var db: String?
+
+    var location: StoreLocation {
+        get throws { try StoreLocation(url: db ?? ProcessInfo.processInfo.environment["TOLLGATE_DB"] ?? "sqlite:tollgate.db") }
+    }
+
+    /// Runs `body` on the opened store; a store error is one line on stderr and a non-zero exit.
+    func withStore(migrate: Bool, mustExist: Bool = false, _ body: (StoreLocation, any Store) throws -> Void) throws {
+        do {
+            let location = try location
+            if mustExist, case .sqlite(let path) = location, !FileManager.default.fileExists(atPath: path) {
+                throw StoreError.invalid("no database at \(location): name the gateway's with --db or TOLLGATE_DB")
+            }
+            let store = try location.open(migrate: migrate)
+            defer { store.close() }
+            try body(location, store)
+        } catch StoreError.unavailable(let message), StoreError.invalid(let message) {
+            FileHandle.standardError.write(Data("tollgate: \(message)\n".utf8))
+            throw ExitCode.failure
+        }
+    }
+}
+
 struct Database: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "db", abstract: "Database maintenance.",
                                                     subcommands: [Migrate.self])
@@ -304,21 +348,41 @@ struct Database: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Apply the schema migrations the database lacks (serve applies them on start too).")
 
-        @Option(help: "Database: sqlite:PATH or postgres://user:password@host:port/database (default $TOLLGATE_DB or sqlite:tollgate.db).")
-        var db: String?
+        @OptionGroup var database: DatabaseOption
 
         func run() throws {
-            let url = db ?? ProcessInfo.processInfo.environment["TOLLGATE_DB"] ?? "sqlite:tollgate.db"
-            do {
-                let location = try StoreLocation(url: url)
-                let store = try location.open(migrate: false)
-                defer { store.close() }
+            try database.withStore(migrate: false) { location, store in
                 let applied = try store.migrate()
                 for migration in applied { Swift.print("\(location): applied migration \(migration)") }
                 if applied.isEmpty { Swift.print("\(location): the schema is up to date") }
-            } catch StoreError.unavailable(let message), StoreError.invalid(let message) {
-                FileHandle.standardError.write(Data("tollgate: \(message)\n".utf8))
-                throw ExitCode.failure
+            }
+        }
+    }
+}
+
+struct AdminKey: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "admin-key", abstract: "The gateway's generated admin key.",
+                                                    subcommands: [Reset.self])
+
+    struct Reset: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Replace the generated admin key with a new one, shown once; the old one stops working.",
+            discussion: """
+                For an operator who lost the admin key and can reach the gateway's database. A gateway started with \
+                TOLLGATE_ADMIN_KEY set uses that key and not this one.
+                """)
+
+        @OptionGroup var database: DatabaseOption
+
+        func run() throws {
+            try database.withStore(migrate: true, mustExist: true) { location, store in
+                let key = try GatewayServer.resetAdminKey(store: store)
+                Swift.print("""
+                    New admin key for \(location) (shown once, keep it safe):
+                        export TOLLGATE_ADMIN_KEY=\(key)
+                    The old key no longer works: gateways running on this database take the new one within a second \
+                    (a gateway started with TOLLGATE_ADMIN_KEY set keeps that key until it is restarted without it).
+                    """)
             }
         }
     }

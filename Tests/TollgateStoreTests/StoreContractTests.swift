@@ -60,6 +60,38 @@ struct StoreContract {
         }
     }
 
+    @Test("a reference shaped like an id names only the entity with that id, never one of that name; any other names only a name",
+          arguments: StoreBackend.available)
+    func unambiguousReferences(_ backend: StoreBackend) throws {
+        try backend.withStore { store throws in
+            let org = try store.defaultOrg()
+            let alice = try store.createUser(name: "alice", team: nil)
+            let platform = try store.createTeam(name: "platform", org: nil)
+            // Names of this shape are refused by the admin API; a database written before that may hold them.
+            let mallory = try store.createUser(name: alice.id, team: nil)
+            let lookalike = try store.createUser(name: "user_0123456789abcdef", team: nil)
+            let shadow = try store.createTeam(name: platform.id, org: nil)
+            try store.insertKey(key("key_000000000000000a", name: "ci", orgID: org.id))
+            try store.insertKey(key("key_000000000000000b", name: "key_000000000000000c", orgID: org.id))
+
+            #expect(try store.user(alice.id) == alice)
+            #expect(try store.user(mallory.id) == mallory)
+            #expect(try store.user("user_0123456789abcdef") == nil)
+            #expect(try store.user("USER_0123456789ABCDEF") == nil)
+            #expect(try store.user(lookalike.id) == lookalike)
+            #expect(try store.team(platform.id) == platform)
+            #expect(try store.team(shadow.id) == shadow)
+            #expect(throws: StoreError.notFound(entity: "team", reference: "team_0123456789abcdef")) {
+                _ = try store.createTeam(name: "team_0123456789abcdef", org: nil)
+                _ = try store.createUser(name: "u", team: "team_0123456789abcdef")
+            }
+            #expect(throws: StoreError.notFound(entity: "key", reference: "key_000000000000000c")) {
+                try store.revokeKey("key_000000000000000c", at: Date())
+            }
+            #expect(try store.revokeKey("ci", at: date(day0)).id == "key_000000000000000a")
+        }
+    }
+
     @Test("a name taken within a kind is a duplicate; the same name in another kind is not",
           arguments: StoreBackend.available)
     func duplicates(_ backend: StoreBackend) throws {
@@ -153,14 +185,14 @@ struct StoreContract {
     func revoke(_ backend: StoreBackend) throws {
         try backend.withStore { store throws in
             let org = try store.defaultOrg()
-            try store.insertKey(key("key_a", name: "ci", orgID: org.id))
-            try store.insertKey(key("key_b", name: nil, orgID: org.id))
+            try store.insertKey(key("key_000000000000000a", name: "ci", orgID: org.id))
+            try store.insertKey(key("key_000000000000000b", name: nil, orgID: org.id))
 
             let first = try store.revokeKey("ci", at: date(day0 + hour))
-            #expect(first.id == "key_a" && first.revokedAt == date(day0 + hour))
-            let again = try store.revokeKey("key_a", at: date(day0 + 2 * hour))
+            #expect(first.id == "key_000000000000000a" && first.revokedAt == date(day0 + hour))
+            let again = try store.revokeKey("key_000000000000000a", at: date(day0 + 2 * hour))
             #expect(again.revokedAt == date(day0 + hour))
-            let byID = try store.revokeKey("key_b", at: date(day0 + 3 * hour))
+            let byID = try store.revokeKey("key_000000000000000b", at: date(day0 + 3 * hour))
             #expect(byID.revokedAt == date(day0 + 3 * hour))
             #expect(try store.listKeys().map(\.revokedAt) == [date(day0 + hour), date(day0 + 3 * hour)])
 

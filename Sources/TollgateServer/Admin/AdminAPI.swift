@@ -48,7 +48,7 @@ struct AdminAPI: Sendable {
     let health: DeploymentHealth
     let calibrations: RouterCalibrations
     let ledger: LedgerWriter
-    let adminKeyHash: [UInt8]
+    let adminKey: AdminCredential
     let databaseKind: String
     let traffic: TrafficLog
 
@@ -77,10 +77,10 @@ struct AdminAPI: Sendable {
             if databaseKind == "postgres" { members.append(("database_round_trips", .int(PostgresStore.roundTrips))) }
             return AdminAPI.json(.object(members))
         }
-        let admin = router.group("admin").add(middleware: AdminAuthMiddleware(adminKeyHash: adminKeyHash))
+        let admin = router.group("admin").add(middleware: AdminAuthMiddleware(adminKey: adminKey))
         admin.post("orgs") { request, context in
             let body = try await AdminAPI.body(request, context)
-            let org = try AdminAPI.storing { try store.createOrg(name: try body.requiredString("name")) }
+            let org = try AdminAPI.storing { try store.createOrg(name: try body.newName()) }
             return AdminAPI.json(AdminAPI.view(org), status: .created)
         }
         admin.get("orgs") { _, _ in
@@ -88,7 +88,7 @@ struct AdminAPI: Sendable {
         }
         admin.post("teams") { request, context in
             let body = try await AdminAPI.body(request, context)
-            let team = try AdminAPI.storing { try store.createTeam(name: try body.requiredString("name"), org: try body.string("org")) }
+            let team = try AdminAPI.storing { try store.createTeam(name: try body.newName(), org: try body.string("org")) }
             return AdminAPI.json(AdminAPI.view(team), status: .created)
         }
         admin.get("teams") { _, _ in
@@ -96,7 +96,7 @@ struct AdminAPI: Sendable {
         }
         admin.post("users") { request, context in
             let body = try await AdminAPI.body(request, context)
-            let user = try AdminAPI.storing { try store.createUser(name: try body.requiredString("name"), team: try body.string("team")) }
+            let user = try AdminAPI.storing { try store.createUser(name: try body.newName(), team: try body.string("team")) }
             return AdminAPI.json(self.view(user), status: .created)
         }
         admin.get("users") { _, _ in
@@ -146,6 +146,7 @@ struct AdminAPI: Sendable {
         guard userReference != nil || teamReference != nil else {
             throw AdminError.badRequest("A key belongs to a user or a team: give 'user' or 'team'.", param: "user")
         }
+        let name = try body.newOptionalName()
         let models = try body.stringList("models")
         let expiresAt = try body.string("expires_at").map { text -> Date in
             guard let date = RFC3339.parse(text) else { throw AdminError.badRequest("expires_at must be an RFC 3339 time", param: "expires_at") }
@@ -164,7 +165,7 @@ struct AdminAPI: Sendable {
                 team = found
             }
             let orgID = try user?.orgID ?? team?.orgID ?? store.defaultOrg().id
-            return KeyRecord(id: EntityID.make("key"), name: try body.string("name"), hashHex: "", prefix: "", userID: user?.id,
+            return KeyRecord(id: EntityID.make("key"), name: name, hashHex: "", prefix: "", userID: user?.id,
                              teamID: team?.id, orgID: orgID, allowedModels: models, expiresAt: expiresAt, revokedAt: nil,
                              rpm: try body.int("rpm"), tpm: try body.int("tpm"), createdAt: Date())
         }
@@ -236,13 +237,8 @@ struct AdminAPI: Sendable {
         }
         let wantsCSV = parameters.get("format") == "csv" || request.headers[.accept]?.contains("text/csv") == true
         if wantsCSV {
-            var csv = "\(grouping.rawValue),requests,input_tokens,cached_input_tokens,output_tokens,cost_usd,baseline_cost_usd,savings_usd\n"
-            for row in rows {
-                csv += "\(CSV.field(row.group ?? "")),\(row.requests),\(row.inputTokens),\(row.cachedInputTokens),\(row.outputTokens),"
-                    + "\(row.cost.decimalString),\(row.baselineCost.decimalString),\(row.savings.decimalString)\n"
-            }
             return Response(status: .ok, headers: [.contentType: "text/csv; charset=utf-8"],
-                            body: .init(byteBuffer: ByteBuffer(string: csv)))
+                            body: .init(byteBuffer: ByteBuffer(string: CSV.spend(rows, groupedBy: grouping))))
         }
         let data = rows.map { row in
             JSONValue.object([
@@ -389,6 +385,26 @@ struct AdminBody {
         return text
     }
 
+    /// The `name` of an entity being created. A reference shaped like an id names an entity by its id only
+    /// (`EntityReference`): a name of that shape could never be used, and would read as another entity's id.
+    func newName() throws -> String {
+        try Self.checkedName(try requiredString("name"))
+    }
+
+    /// The same for an entity whose name is optional (a key).
+    func newOptionalName() throws -> String? {
+        try string("name").map(Self.checkedName)
+    }
+
+    private static func checkedName(_ name: String) throws -> String {
+        guard !EntityID.isShaped(name) else {
+            throw AdminError.badRequest(
+                "name '\(name)' has the shape of an id (letters, '_' and 16 hex digits), and such a reference names an entity by its id: choose a name of another shape",
+                param: "name")
+        }
+        return name
+    }
+
     func int(_ name: String) throws -> Int? {
         guard let value = members[name], !(value is NSNull) else { return nil }
         guard let number = value as? NSNumber, let int = Int(exactly: number.doubleValue), int >= 0 else {
@@ -406,23 +422,16 @@ struct AdminBody {
 
 struct AdminAuthMiddleware: RouterMiddleware {
     typealias Context = BasicRequestContext
-    let adminKeyHash: [UInt8]
+    let adminKey: AdminCredential
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard let authorization = request.headers[.authorization], authorization.lowercased().hasPrefix("bearer "),
-              constantTimeEquals(SHA256.hash(Array(authorization.dropFirst(7).utf8)), adminKeyHash)
+              adminKey.accepts(authorization.dropFirst(7))
         else {
             throw AdminError(status: .unauthorized, code: "invalid_api_key",
                              message: "The admin API needs 'Authorization: Bearer <admin key>'.", param: nil)
         }
         return try await next(request, context)
-    }
-}
-
-enum CSV {
-    static func field(_ text: String) -> String {
-        guard text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" }) else { return text }
-        return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
     }
 }
 

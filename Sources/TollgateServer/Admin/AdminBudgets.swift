@@ -13,13 +13,14 @@ struct BudgetSubject {
     static func resolve(scope: String, reference: String, store: any Store) throws -> BudgetSubject? {
         switch scope {
         case "org":
-            return try store.listOrgs().first { $0.id == reference || $0.name == reference }.map { BudgetSubject(id: $0.id, name: $0.name) }
+            return try store.listOrgs().first { EntityReference(reference).matches(id: $0.id, name: $0.name) }
+                .map { BudgetSubject(id: $0.id, name: $0.name) }
         case "team":
             return try store.team(reference).map { BudgetSubject(id: $0.id, name: $0.name) }
         case "user":
             return try store.user(reference).map { BudgetSubject(id: $0.id, name: $0.name) }
         case "key":
-            return try store.listKeys().first { $0.id == reference || $0.name == reference }
+            return try store.listKeys().first { EntityReference(reference).matches(id: $0.id, name: $0.name) }
                 .map { BudgetSubject(id: $0.id, name: $0.name ?? $0.prefix) }
         default:
             return nil
