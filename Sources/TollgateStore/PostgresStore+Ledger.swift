@@ -17,26 +17,28 @@ extension PostgresStore {
     /// commit did in fact happen must not count twice: rows already present by id are skipped.
     public func appendLedger(_ rows: [LedgerRecord], settling settlements: [LeaseSettlement]) throws {
         guard !rows.isEmpty || !settlements.isEmpty else { return }
-        let needStoredIDs = settlements.contains { $0.requestID != nil }
         try pool.transaction { session in
             var alreadyStored: Set<String> = []
+            var inserted: [LedgerRecord] = []
             var start = 0
             while start < rows.count {
                 let chunk = rows[start..<min(start + Self.ledgerRowsPerInsert, rows.count)]
                 start = chunk.endIndex
-                let inserted = try session.query(Self.insertLedger(chunk, returningIDs: needStoredIDs))
-                if needStoredIDs {
-                    let insertedIDs = Set(try inserted.map { try $0.get("id", as: String.self) })
-                    alreadyStored.formUnion(chunk.lazy.map(\.id).filter { !insertedIDs.contains($0) })
+                // The rollups and settlements count only the rows really inserted.
+                var insertedIDs = Set(try session.query(Self.insertLedger(chunk)).map { try $0.get("id", as: String.self) })
+                for row in chunk {
+                    // An id given twice in one batch is inserted once: the first copy is the one counted.
+                    if insertedIDs.remove(row.id) != nil { inserted.append(row) } else { alreadyStored.insert(row.id) }
                 }
             }
+            try Self.addToRollups(session, inserted)
             for settlement in try LeaseRules.merged(settlements, alreadyStored: alreadyStored) {
                 try Self.settle(session, settlement)
             }
         }
     }
 
-    private static func insertLedger(_ rows: ArraySlice<LedgerRecord>, returningIDs: Bool) -> PostgresQuery {
+    private static func insertLedger(_ rows: ArraySlice<LedgerRecord>) -> PostgresQuery {
         var sql = "INSERT INTO requests (\(ledgerColumns.joined(separator: ", "))) VALUES "
         sql.reserveCapacity(64 + rows.count * ledgerColumns.count * 8)
         var binds = PostgresBindings(capacity: rows.count * ledgerColumns.count)
@@ -61,8 +63,7 @@ extension PostgresStore {
             binds.append(row.agentic); binds.append(storable(row.route)); binds.append(storable(row.routeReason))
             binds.append(storable(row.error))
         }
-        sql += " ON CONFLICT (id) DO NOTHING"
-        if returningIDs { sql += " RETURNING id" }
+        sql += " ON CONFLICT (id) DO NOTHING RETURNING id"
         return PostgresQuery(unsafeSQL: sql, binds: binds)
     }
 
@@ -89,48 +90,8 @@ extension PostgresStore {
     /// untagged requests in no tag group; for the other groupings, requests without the value form the
     /// `nil` group.
     public func spend(_ query: SpendQuery) throws -> [SpendRow] {
-        var binds = PostgresBindings()
-        func parameter(_ value: Int64) -> String {
-            binds.append(value)
-            return "$\(binds.count)"
-        }
-        let groupExpression: String
-        switch query.groupBy {
-        case .user: groupExpression = "r.user_name"
-        case .team: groupExpression = "r.team_name"
-        case .key: groupExpression = "r.key_id"
-        case .model: groupExpression = "r.model"
-        case .tag: groupExpression = "t.value"
-        case .day:
-            // Whole days since 1970 in exact arithmetic, then the calendar date (never through a float).
-            let offset = parameter(Int64(query.utcOffsetSeconds) * 1000)
-            groupExpression = "to_char(DATE '1970-01-01' + floor((r.created_at + \(offset))::numeric / 86400000)::integer, 'YYYY-MM-DD')"
-        }
-        var conditions: [String] = []
-        if let from = query.from { conditions.append("r.created_at >= \(parameter(from.epochMilliseconds))") }
-        if let to = query.to { conditions.append("r.created_at < \(parameter(to.epochMilliseconds))") }
-        let filter = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
-        let measures = "r.input_tokens, r.cached_input_tokens, r.output_tokens, r.cost_nanos, r.baseline_cost_nanos"
-        let source = query.groupBy == .tag
-            // DISTINCT on the row id: a tag repeated on one request still counts it once.
-            ? "SELECT DISTINCT r.id, \(groupExpression) AS grp, \(measures) FROM requests r CROSS JOIN LATERAL jsonb_array_elements_text(r.tags) AS t(value)\(filter)"
-            : "SELECT \(groupExpression) AS grp, \(measures) FROM requests r\(filter)"
-        let sql = """
-            SELECT grp, COUNT(*) AS requests, SUM(input_tokens)::bigint AS input_tokens,
-                   SUM(cached_input_tokens)::bigint AS cached_input_tokens, SUM(output_tokens)::bigint AS output_tokens,
-                   SUM(cost_nanos)::bigint AS cost,
-                   SUM(COALESCE(baseline_cost_nanos, cost_nanos))::bigint AS baseline
-            FROM (\(source)) AS grouped
-            GROUP BY grp
-            ORDER BY cost DESC, grp COLLATE "C" NULLS FIRST
-            """
-        return try pool.withConnection { session in
-            try session.query(PostgresQuery(unsafeSQL: sql, binds: binds)).map { row in
-                SpendRow(group: try row.get("grp"), requests: try row.get("requests"), inputTokens: try row.get("input_tokens"),
-                         cachedInputTokens: try row.get("cached_input_tokens"), outputTokens: try row.get("output_tokens"),
-                         cost: Nanodollars(try row.get("cost")), baselineCost: Nanodollars(try row.get("baseline")))
-            }
-        }
+        SpendRollups.spendRows(try rollups(RollupQuery(dimensions: [SpendRollups.dimension(query.groupBy)], from: query.from,
+                                                       to: query.to, utcOffsetSeconds: query.utcOffsetSeconds)))
     }
 }
 

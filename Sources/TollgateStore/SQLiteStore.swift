@@ -167,6 +167,10 @@ public final class SQLiteStore: Store {
         migrator.registerMigration("v5-cache-write-1h") { db in
             try db.execute(sql: "ALTER TABLE requests ADD COLUMN cache_write_1h_tokens INTEGER NOT NULL DEFAULT 0")
         }
+        migrator.registerMigration("v6-spend-rollups") { db in
+            try db.execute(sql: Self.rollupSchema)
+            for statement in Self.rollupBackfill { try db.execute(sql: statement) }
+        }
         let before = try database.read { db in try migrator.appliedIdentifiers(db) }
         try migrator.migrate(database)
         return migrator.migrations.filter { !before.contains($0) }
@@ -429,6 +433,8 @@ public final class SQLiteStore: Store {
         guard !rows.isEmpty || !settlements.isEmpty else { return }
         try database.write { db in
             var alreadyStored: Set<String> = []
+            var inserted: [LedgerRecord] = []
+            inserted.reserveCapacity(rows.count)
             let statement = try db.cachedStatement(sql: Self.insertRequestSQL)
             // Bound through SQLite's C API: GRDB's boxed arguments cost more than the insert itself, and
             // this is the writer that keeps up with the whole request rate.
@@ -448,10 +454,11 @@ public final class SQLiteStore: Store {
                 guard result == SQLITE_DONE else {
                     throw DatabaseError(resultCode: ResultCode(rawValue: result), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
                 }
-                if sqlite3_changes(db.sqliteConnection) == 0 { alreadyStored.insert(row.id) }
+                if sqlite3_changes(db.sqliteConnection) == 0 { alreadyStored.insert(row.id) } else { inserted.append(row) }
             }
             sqlite3_reset(handle)
             sqlite3_clear_bindings(handle)
+            try Self.addToRollups(db, inserted)
             for settlement in try LeaseRules.merged(settlements, alreadyStored: alreadyStored) {
                 try Self.settle(db, settlement)
             }
@@ -478,49 +485,8 @@ public final class SQLiteStore: Store {
     /// no tag group. For the other groupings, requests without the value (no user, no team…) form the
     /// `nil` group.
     public func spend(_ query: SpendQuery) throws -> [SpendRow] {
-        var conditions: [String] = []
-        var arguments: StatementArguments = []
-        let groupExpression: String
-        switch query.groupBy {
-        case .user: groupExpression = "r.user_name"
-        case .team: groupExpression = "r.team_name"
-        case .key: groupExpression = "r.key_id"
-        case .model: groupExpression = "r.model"
-        case .tag: groupExpression = "t.value"
-        case .day:
-            groupExpression = "date((r.created_at + ?) / 1000, 'unixepoch')"
-            arguments += [Int64(query.utcOffsetSeconds) * 1000]
-        }
-        if let from = query.from {
-            conditions.append("r.created_at >= ?")
-            arguments += [from.epochMilliseconds]
-        }
-        if let to = query.to {
-            conditions.append("r.created_at < ?")
-            arguments += [to.epochMilliseconds]
-        }
-        let filter = conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND ")
-        let measures = "r.input_tokens, r.cached_input_tokens, r.output_tokens, r.cost_nanos, r.baseline_cost_nanos"
-        let source = query.groupBy == .tag
-            // DISTINCT on the row id: a tag repeated on one request still counts it once.
-            ? "SELECT DISTINCT r.rowid, \(groupExpression) AS grp, \(measures) FROM requests r, json_each(r.tags) t\(filter)"
-            : "SELECT \(groupExpression) AS grp, \(measures) FROM requests r\(filter)"
-        let sql = """
-            SELECT grp, COUNT(*) AS requests, SUM(input_tokens) AS input_tokens,
-                   SUM(cached_input_tokens) AS cached_input_tokens, SUM(output_tokens) AS output_tokens,
-                   SUM(cost_nanos) AS cost,
-                   SUM(COALESCE(baseline_cost_nanos, cost_nanos)) AS baseline
-            FROM (\(source))
-            GROUP BY grp
-            ORDER BY cost DESC, grp
-            """
-        return try database.read { db in
-            try Row.fetchAll(db, sql: sql, arguments: arguments).map { row in
-                SpendRow(group: row["grp"], requests: row["requests"], inputTokens: row["input_tokens"],
-                         cachedInputTokens: row["cached_input_tokens"], outputTokens: row["output_tokens"],
-                         cost: Nanodollars(row["cost"]), baselineCost: Nanodollars(row["baseline"]))
-            }
-        }
+        SpendRollups.spendRows(try rollups(RollupQuery(dimensions: [SpendRollups.dimension(query.groupBy)], from: query.from,
+                                                       to: query.to, utcOffsetSeconds: query.utcOffsetSeconds)))
     }
 
     // MARK: Helpers

@@ -115,6 +115,9 @@ public protocol Store: Sendable {
     func appendLedger(_ rows: [LedgerRecord], settling: [LeaseSettlement]) throws
     func ledgerPage(limit: Int, cursor: String?) throws -> LedgerPage
     func spend(_ query: SpendQuery) throws -> [SpendRow]
+    /// Totals from the per-hour rollups kept with the ledger (exact at any instant: see `RollupQuery`), most
+    /// spent first.
+    func rollups(_ query: RollupQuery) throws -> [RollupRow]
 
     // MARK: Budgets shared by a fleet (see FleetRecords.swift for the rules)
 
