@@ -139,6 +139,10 @@ public enum GatewayServer {
         }
         let router = Router(context: BasicRequestContext.self)
         admin.addRoutes(to: router)
+        let (templates, stylesheet) = try Dashboard.loadTemplates()
+        Dashboard(store: store, budgets: budgets, models: gateway.models, health: gateway.health, calibrations: gateway.calibrations,
+                  clock: clock, adminKey: adminKey, viewer: { _ in nil }, forecasts: { _ in [:] },
+                  templates: templates, stylesheet: stylesheet).addRoutes(to: router)
 
         let host = config.server.host
         let port = config.server.port

@@ -71,17 +71,36 @@ extension PostgresStore {
     private static func storable(_ text: String?) -> String? { text?.withoutNUL }
 
     public func ledgerPage(limit: Int, cursor: String?) throws -> LedgerPage {
+        try ledgerPage(limit: limit, cursor: cursor, filter: LedgerFilter())
+    }
+
+    public func ledgerPage(limit: Int, cursor: String?, filter: LedgerFilter) throws -> LedgerPage {
         guard limit > 0 else { throw StoreError.invalid("limit must be at least 1") }
         let columns = Self.ledgerColumns.map { $0 == "tags" ? "tags::text AS tags" : $0 }.joined(separator: ", ")
-        let query: PostgresQuery
-        if let cursor = try cursor.map(LedgerCursor.init) {
-            query = """
-                SELECT \(unescaped: columns) FROM requests WHERE (created_at, id) < (\(cursor.milliseconds), \(cursor.id))
-                ORDER BY created_at DESC, id DESC LIMIT \(limit + 1)
-                """
-        } else {
-            query = "SELECT \(unescaped: columns) FROM requests ORDER BY created_at DESC, id DESC LIMIT \(limit + 1)"
+        var binds = PostgresBindings()
+        func parameter(_ value: String) -> String {
+            binds.append(value)
+            return "$\(binds.count)"
         }
+        func parameter(_ value: Int64) -> String {
+            binds.append(value)
+            return "$\(binds.count)"
+        }
+        var conditions: [String] = []
+        if let cursor = try cursor.map(LedgerCursor.init) {
+            conditions.append("(created_at, id) < (\(parameter(cursor.milliseconds)), \(parameter(cursor.id)))")
+        }
+        if let user = filter.user { conditions.append("user_name = \(parameter(user))") }
+        if let team = filter.team { conditions.append("team_name = \(parameter(team))") }
+        if let model = filter.model { conditions.append("model = \(parameter(model))") }
+        if let status = filter.status { conditions.append("status = \(parameter(Int64(status)))") }
+        if let tag = filter.tag { conditions.append("tags @> jsonb_build_array(\(parameter(tag))::text)") }
+        if let from = filter.from { conditions.append("created_at >= \(parameter(from.epochMilliseconds))") }
+        if let to = filter.to { conditions.append("created_at < \(parameter(to.epochMilliseconds))") }
+        var sql = "SELECT \(columns) FROM requests"
+        if !conditions.isEmpty { sql += " WHERE " + conditions.joined(separator: " AND ") }
+        sql += " ORDER BY created_at DESC, id DESC LIMIT \(limit + 1)"
+        let query = PostgresQuery(unsafeSQL: sql, binds: binds)
         let fetched = try pool.withConnection { session in try session.query(query).map(LedgerRecord.init(row:)) }
         return LedgerPage(fetched: fetched, limit: limit)
     }

@@ -466,13 +466,26 @@ public final class SQLiteStore: Store {
     }
 
     public func ledgerPage(limit: Int, cursor: String?) throws -> LedgerPage {
+        try ledgerPage(limit: limit, cursor: cursor, filter: LedgerFilter())
+    }
+
+    public func ledgerPage(limit: Int, cursor: String?, filter: LedgerFilter) throws -> LedgerPage {
         guard limit > 0 else { throw StoreError.invalid("limit must be at least 1") }
-        var sql = "SELECT * FROM requests"
+        var conditions: [String] = []
         var arguments: StatementArguments = []
         if let cursor = try cursor.map(LedgerCursor.init) {
-            sql += " WHERE (created_at, id) < (?, ?)"
+            conditions.append("(created_at, id) < (?, ?)")
             arguments += [cursor.milliseconds, cursor.id]
         }
+        if let user = filter.user { conditions.append("user_name = ?"); arguments += [user] }
+        if let team = filter.team { conditions.append("team_name = ?"); arguments += [team] }
+        if let model = filter.model { conditions.append("model = ?"); arguments += [model] }
+        if let status = filter.status { conditions.append("status = ?"); arguments += [status] }
+        if let tag = filter.tag { conditions.append("EXISTS (SELECT 1 FROM json_each(requests.tags) WHERE value = ?)"); arguments += [tag] }
+        if let from = filter.from { conditions.append("created_at >= ?"); arguments += [from.epochMilliseconds] }
+        if let to = filter.to { conditions.append("created_at < ?"); arguments += [to.epochMilliseconds] }
+        var sql = "SELECT * FROM requests"
+        if !conditions.isEmpty { sql += " WHERE " + conditions.joined(separator: " AND ") }
         sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
         arguments += [limit + 1]
         let fetched = try database.read { db in
@@ -481,9 +494,6 @@ public final class SQLiteStore: Store {
         return LedgerPage(fetched: fetched, limit: limit)
     }
 
-    /// `group_by=tag` counts a request once under each distinct tag it carries; untagged requests appear in
-    /// no tag group. For the other groupings, requests without the value (no user, no team…) form the
-    /// `nil` group.
     public func spend(_ query: SpendQuery) throws -> [SpendRow] {
         SpendRollups.spendRows(try rollups(RollupQuery(dimensions: [SpendRollups.dimension(query.groupBy)], from: query.from,
                                                        to: query.to, utcOffsetSeconds: query.utcOffsetSeconds)))

@@ -48,6 +48,24 @@ struct LedgerCursor {
     var text: String { "\(milliseconds):\(id)" }
 }
 
+/// Which ledger rows a page shows: each value given must match; `from`/`to` bound `created_at`.
+public struct LedgerFilter: Sendable, Equatable {
+    public var user: String?
+    public var team: String?
+    public var model: String?
+    public var status: Int?
+    public var tag: String?
+    public var from: Date?
+    public var to: Date?
+    public init(user: String? = nil, team: String? = nil, model: String? = nil, status: Int? = nil, tag: String? = nil,
+                from: Date? = nil, to: Date? = nil) {
+        self.user = user; self.team = team; self.model = model; self.status = status; self.tag = tag
+        self.from = from; self.to = to
+    }
+
+    public var isEmpty: Bool { self == LedgerFilter() }
+}
+
 public struct SpendQuery: Sendable {
     public var groupBy: SpendGrouping
     /// Inclusive.
@@ -114,6 +132,8 @@ public protocol Store: Sendable {
     /// A row already present (by id) is skipped; see `LeaseSettlement.requestID` for its settlement.
     func appendLedger(_ rows: [LedgerRecord], settling: [LeaseSettlement]) throws
     func ledgerPage(limit: Int, cursor: String?) throws -> LedgerPage
+    /// The page of rows matching `filter` (user and team by name), newest first.
+    func ledgerPage(limit: Int, cursor: String?, filter: LedgerFilter) throws -> LedgerPage
     func spend(_ query: SpendQuery) throws -> [SpendRow]
     /// Totals from the per-hour rollups kept with the ledger (exact at any instant: see `RollupQuery`), most
     /// spent first.

@@ -124,3 +124,33 @@ struct SpendRollupTests {
         }
     }
 }
+
+@Suite("Ledger pages with filters")
+struct LedgerFilterTests {
+    @Test("a filtered page holds exactly the matching rows, newest first, paged by cursor", arguments: StoreBackend.available)
+    func filtered(_ backend: StoreBackend) throws {
+        try backend.withStore { store throws in
+            try store.appendLedger(SpendRollupTests.rows)
+            let filters = [
+                LedgerFilter(user: "ana"), LedgerFilter(team: "infra", model: "claude"), LedgerFilter(status: 502),
+                LedgerFilter(tag: "y"), LedgerFilter(user: "ben", from: date(day0 + 24 * hour), to: date(day0 + 48 * hour)),
+            ]
+            for filter in filters {
+                let want = SpendRollupTests.rows.filter { row in
+                    (filter.user.map { row.userName == $0 } ?? true) && (filter.team.map { row.teamName == $0 } ?? true)
+                        && (filter.model.map { row.model == $0 } ?? true) && (filter.status.map { row.status == $0 } ?? true)
+                        && (filter.tag.map { row.tags.contains($0) } ?? true)
+                        && (filter.from.map { row.createdAt >= $0 } ?? true) && (filter.to.map { row.createdAt < $0 } ?? true)
+                }.sorted { ($0.createdAt, $0.id) > ($1.createdAt, $1.id) }.map(\.id)
+                var got: [String] = []
+                var cursor: String?
+                repeat {
+                    let page = try store.ledgerPage(limit: 4, cursor: cursor, filter: filter)
+                    got += page.rows.map(\.id)
+                    cursor = page.next
+                } while cursor != nil
+                #expect(got == want && !want.isEmpty, "\(filter)")
+            }
+        }
+    }
+}

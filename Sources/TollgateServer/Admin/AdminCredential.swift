@@ -36,6 +36,12 @@ final class AdminCredential: Sendable {
         constantTimeEquals(SHA256.hash(Array(presented.utf8)), currentHash(now: now))
     }
 
+    /// The key that signs dashboard sessions: derived from the admin key in force, so that every instance of a
+    /// fleet accepts the same sessions and resetting the admin key ends them all.
+    func sessionSecret(now: ContinuousClock.Instant = .now) -> [UInt8] {
+        SHA256.hash(Array("tollgate dashboard session v1:".utf8) + currentHash(now: now))
+    }
+
     /// The hash in force: the store is read when the last read is a second old (one admin request a second
     /// pays for one read of one row). While the store cannot be read, or holds no valid hash, the last one
     /// read stays in force.
