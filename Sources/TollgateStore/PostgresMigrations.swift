@@ -161,7 +161,7 @@ struct PostgresMigration: Sendable {
         PostgresMigration(version: 2, name: "one-hour cache writes", statements: [
             "ALTER TABLE requests ADD COLUMN cache_write_1h_tokens BIGINT NOT NULL DEFAULT 0",
         ]),
-        PostgresMigration(version: 3, name: "per-hour spend rollups", statements: PostgresStore.rollupStatements),
+        PostgresMigration(version: 3, name: "per-day spend rollups", statements: PostgresStore.rollupStatements),
     ]
 
     /// Rows the migration writes after its statements.

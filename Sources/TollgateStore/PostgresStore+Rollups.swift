@@ -14,22 +14,22 @@ extension PostgresStore {
             "SUM(CASE WHEN route_reason = 'budget downgrade' THEN 1 ELSE 0 END)", "SUM(latency_ms)",
             "SUM(COALESCE(ttft_ms, 0))", "COUNT(ttft_ms)",
         ]
-        let hour = "floor(created_at::numeric / 3600000)::bigint * 3600000"
+        let dayStart = "floor(created_at::numeric / 86400000)::bigint * 86400000"
         return [
             """
-            CREATE TABLE spend_hourly (
-                hour BIGINT NOT NULL,
+            CREATE TABLE spend_daily (
+                day BIGINT NOT NULL,
                 \(cube.map { "\($0) TEXT NOT NULL" }.joined(separator: ", ")),
                 \(measures),
-                PRIMARY KEY (hour, \(cube.joined(separator: ", ")))
+                PRIMARY KEY (day, \(cube.joined(separator: ", ")))
             )
             """,
-            "CREATE TABLE spend_hourly_tags (hour BIGINT NOT NULL, tag TEXT NOT NULL, \(measures), PRIMARY KEY (hour, tag))",
-            "INSERT INTO spend_hourly (hour, \(cube.joined(separator: ", ")), \(RollupMeasures.columns.joined(separator: ", "))) "
-                + "SELECT \(hour), \(cube.map { "COALESCE(\($0), '')" }.joined(separator: ", ")), \(sums.joined(separator: ", ")) "
+            "CREATE TABLE spend_daily_tags (day BIGINT NOT NULL, tag TEXT NOT NULL, \(measures), PRIMARY KEY (day, tag))",
+            "INSERT INTO spend_daily (day, \(cube.joined(separator: ", ")), \(RollupMeasures.columns.joined(separator: ", "))) "
+                + "SELECT \(dayStart), \(cube.map { "COALESCE(\($0), '')" }.joined(separator: ", ")), \(sums.joined(separator: ", ")) "
                 + "FROM requests GROUP BY \((1...(cube.count + 1)).map(String.init).joined(separator: ", "))",
-            "INSERT INTO spend_hourly_tags (hour, tag, \(RollupMeasures.columns.joined(separator: ", "))) "
-                + "SELECT \(hour), tag, \(sums.joined(separator: ", ")) FROM (SELECT DISTINCT ON (r.id, j.value) r.*, j.value AS tag "
+            "INSERT INTO spend_daily_tags (day, tag, \(RollupMeasures.columns.joined(separator: ", "))) "
+                + "SELECT \(dayStart), tag, \(sums.joined(separator: ", ")) FROM (SELECT DISTINCT ON (r.id, j.value) r.*, j.value AS tag "
                 + "FROM requests r CROSS JOIN LATERAL jsonb_array_elements_text(r.tags) AS j(value)) AS tagged GROUP BY 1, 2",
         ]
     }()
@@ -57,11 +57,11 @@ extension PostgresStore {
             _ = try session.execute(PostgresQuery(unsafeSQL: sql, binds: binds))
         }
         // Sorted, so that concurrent instances lock the same rollup rows in the same order (no deadlock).
-        try upsert(table: "spend_hourly", keyColumns: SpendRollups.CubeKey.columns,
-                   rows: cube.sorted { ($0.key.hour, $0.key.texts.joined(separator: "\u{1}")) < ($1.key.hour, $1.key.texts.joined(separator: "\u{1}")) }
-                       .map { ([.int($0.key.hour)] + $0.key.texts.map(RollupBind.text), $0.value) })
-        try upsert(table: "spend_hourly_tags", keyColumns: ["hour", "tag"],
-                   rows: tags.sorted { ($0.key.hour, $0.key.tag) < ($1.key.hour, $1.key.tag) }.map { ([.int($0.key.hour), .text($0.key.tag)], $0.value) })
+        try upsert(table: "spend_daily", keyColumns: SpendRollups.CubeKey.columns,
+                   rows: cube.sorted { ($0.key.day, $0.key.texts.joined(separator: "\u{1}")) < ($1.key.day, $1.key.texts.joined(separator: "\u{1}")) }
+                       .map { ([.int($0.key.day)] + $0.key.texts.map(RollupBind.text), $0.value) })
+        try upsert(table: "spend_daily_tags", keyColumns: ["day", "tag"],
+                   rows: tags.sorted { ($0.key.day, $0.key.tag) < ($1.key.day, $1.key.tag) }.map { ([.int($0.key.day), .text($0.key.tag)], $0.value) })
     }
 
     public func rollups(_ query: RollupQuery) throws -> [RollupRow] {

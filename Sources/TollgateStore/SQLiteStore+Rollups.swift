@@ -4,19 +4,19 @@ import TollgateCore
 
 extension SQLiteStore {
     static let rollupSchema = """
-        CREATE TABLE spend_hourly (
-            hour INTEGER NOT NULL,
+        CREATE TABLE spend_daily (
+            day INTEGER NOT NULL,
             key_id TEXT NOT NULL, user_id TEXT NOT NULL, user_name TEXT NOT NULL, team_id TEXT NOT NULL,
             team_name TEXT NOT NULL, org_id TEXT NOT NULL, model TEXT NOT NULL, provider TEXT NOT NULL,
             route TEXT NOT NULL,
             \(RollupMeasures.columns.map { "\($0) INTEGER NOT NULL" }.joined(separator: ", ")),
-            PRIMARY KEY (hour, key_id, user_id, user_name, team_id, team_name, org_id, model, provider, route)
+            PRIMARY KEY (day, key_id, user_id, user_name, team_id, team_name, org_id, model, provider, route)
         ) WITHOUT ROWID;
-        CREATE TABLE spend_hourly_tags (
-            hour INTEGER NOT NULL,
+        CREATE TABLE spend_daily_tags (
+            day INTEGER NOT NULL,
             tag TEXT NOT NULL,
             \(RollupMeasures.columns.map { "\($0) INTEGER NOT NULL" }.joined(separator: ", ")),
-            PRIMARY KEY (hour, tag)
+            PRIMARY KEY (day, tag)
         ) WITHOUT ROWID;
         """
 
@@ -31,28 +31,28 @@ extension SQLiteStore {
             "SUM(CASE WHEN route_reason = 'budget downgrade' THEN 1 ELSE 0 END)", "SUM(latency_ms)",
             "SUM(COALESCE(ttft_ms, 0))", "COUNT(ttft_ms)",
         ]
-        let hour = "(created_at / 3600000) * 3600000"
+        let dayStart = "(created_at / 86400000) * 86400000"
         return [
-            "INSERT INTO spend_hourly (hour, \(cube.joined(separator: ", ")), \(RollupMeasures.columns.joined(separator: ", "))) "
-                + "SELECT \(hour), \(cube.map { "COALESCE(\($0), '')" }.joined(separator: ", ")), \(sums.joined(separator: ", ")) "
+            "INSERT INTO spend_daily (day, \(cube.joined(separator: ", ")), \(RollupMeasures.columns.joined(separator: ", "))) "
+                + "SELECT \(dayStart), \(cube.map { "COALESCE(\($0), '')" }.joined(separator: ", ")), \(sums.joined(separator: ", ")) "
                 + "FROM requests GROUP BY 1, \(cube.indices.map { "\($0 - cube.startIndex + 2)" }.joined(separator: ", "))",
-            "INSERT INTO spend_hourly_tags (hour, tag, \(RollupMeasures.columns.joined(separator: ", "))) "
-                + "SELECT hour, tag, \(sums.joined(separator: ", ")) FROM (SELECT DISTINCT r.rowid, \(hour) AS hour, j.value AS tag, r.* "
-                + "FROM requests r, json_each(r.tags) j) GROUP BY hour, tag",
+            "INSERT INTO spend_daily_tags (day, tag, \(RollupMeasures.columns.joined(separator: ", "))) "
+                + "SELECT day, tag, \(sums.joined(separator: ", ")) FROM (SELECT DISTINCT r.rowid, \(dayStart) AS day, j.value AS tag, r.* "
+                + "FROM requests r, json_each(r.tags) j) GROUP BY day, tag",
         ]
     }()
 
     private static let upsertCubeSQL: String = {
         let columns = SpendRollups.CubeKey.columns + RollupMeasures.columns
-        return "INSERT INTO spend_hourly (\(columns.joined(separator: ", "))) VALUES (\(columns.map { _ in "?" }.joined(separator: ", "))) "
+        return "INSERT INTO spend_daily (\(columns.joined(separator: ", "))) VALUES (\(columns.map { _ in "?" }.joined(separator: ", "))) "
             + "ON CONFLICT (\(SpendRollups.CubeKey.columns.joined(separator: ", "))) DO UPDATE SET "
             + RollupMeasures.columns.map { "\($0) = \($0) + excluded.\($0)" }.joined(separator: ", ")
     }()
 
     private static let upsertTagSQL: String = {
-        let columns = ["hour", "tag"] + RollupMeasures.columns
-        return "INSERT INTO spend_hourly_tags (\(columns.joined(separator: ", "))) VALUES (\(columns.map { _ in "?" }.joined(separator: ", "))) "
-            + "ON CONFLICT (hour, tag) DO UPDATE SET "
+        let columns = ["day", "tag"] + RollupMeasures.columns
+        return "INSERT INTO spend_daily_tags (\(columns.joined(separator: ", "))) VALUES (\(columns.map { _ in "?" }.joined(separator: ", "))) "
+            + "ON CONFLICT (day, tag) DO UPDATE SET "
             + RollupMeasures.columns.map { "\($0) = \($0) + excluded.\($0)" }.joined(separator: ", ")
     }()
 
@@ -62,11 +62,11 @@ extension SQLiteStore {
         let cubeStatement = try db.cachedStatement(sql: upsertCubeSQL)
         for (key, measures) in cube {
             let texts: [any DatabaseValueConvertible] = key.texts
-            try cubeStatement.execute(arguments: StatementArguments([key.hour] + texts + measures.values))
+            try cubeStatement.execute(arguments: StatementArguments([key.day] + texts + measures.values))
         }
         let tagStatement = try db.cachedStatement(sql: upsertTagSQL)
         for (key, measures) in tags {
-            try tagStatement.execute(arguments: StatementArguments([key.hour, key.tag] as [any DatabaseValueConvertible] + measures.values))
+            try tagStatement.execute(arguments: StatementArguments([key.day, key.tag] as [any DatabaseValueConvertible] + measures.values))
         }
     }
 

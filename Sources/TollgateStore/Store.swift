@@ -135,7 +135,7 @@ public protocol Store: Sendable {
     /// The page of rows matching `filter` (user and team by name), newest first.
     func ledgerPage(limit: Int, cursor: String?, filter: LedgerFilter) throws -> LedgerPage
     func spend(_ query: SpendQuery) throws -> [SpendRow]
-    /// Totals from the per-hour rollups kept with the ledger (exact at any instant: see `RollupQuery`), most
+    /// Totals from the per-day rollups kept with the ledger (exact at any instant: see `RollupQuery`), most
     /// spent first.
     func rollups(_ query: RollupQuery) throws -> [RollupRow]
 

@@ -3,7 +3,7 @@ import Testing
 import TollgateCore
 @testable import TollgateStore
 
-/// The per-hour rollups kept with the ledger answer every report exactly as a scan of the ledger's rows would,
+/// The per-day rollups kept with the ledger answer every report exactly as a scan of the ledger's rows would,
 /// at any instant, on both stores.
 @Suite("Spend rollups")
 struct SpendRollupTests {
@@ -73,12 +73,13 @@ struct SpendRollupTests {
         RollupQuery(dimensions: [.route, .model], filters: [.user: "ana"]),
         RollupQuery(dimensions: [.tag]),
         RollupQuery(dimensions: [.day, .tag]),
-        // Edges that cut hours: read from the rows, the whole hours between from the rollups.
+        // Edges that cut days: read from the rows, the whole days between from the rollups.
         RollupQuery(dimensions: [.user], from: date(day0 + 5 * hour + 1234), to: date(day0 + 50 * hour + 59 * 60_000)),
         RollupQuery(dimensions: [.tag], from: date(day0 + 30 * 60_000), to: date(day0 + 31 * 60_000 + 7)),
         RollupQuery(dimensions: [.model], from: date(day0 + 26 * hour)),
-        // A day boundary not on the hour (India): read from the rows.
+        // Days of another zone (India): read from the rows; the offset does not matter without days.
         RollupQuery(dimensions: [.day], utcOffsetSeconds: 5 * 3600 + 1800),
+        RollupQuery(dimensions: [.user], utcOffsetSeconds: 3600),
     ]
 
     @Test("every report from the rollups equals the same report over the rows", arguments: StoreBackend.available)
@@ -106,15 +107,18 @@ struct SpendRollupTests {
         }
     }
 
-    @Test("whole hours come from the rollups, partial ones from the rows")
+    @Test("whole UTC days come from the rollups, partial ones from the rows")
     func plan() {
-        let plan = RollupPlan(from: date(day0 + 1), to: date(day0 + 3 * hour + 5), utcOffsetSeconds: 0)
-        #expect(plan.rollup?.from == day0 + hour && plan.rollup?.to == day0 + 3 * hour)
-        #expect(plan.raw.map(\.from) == [day0 + 1, day0 + 3 * hour] && plan.raw.map(\.to) == [day0 + hour, day0 + 3 * hour + 5])
-        let aligned = RollupPlan(from: date(day0), to: nil, utcOffsetSeconds: 3600)
+        let day = 24 * hour
+        let plan = RollupPlan(from: date(day0 + 1), to: date(day0 + 3 * day + 5))
+        #expect(plan.rollup?.from == day0 + day && plan.rollup?.to == day0 + 3 * day)
+        #expect(plan.raw.map(\.from) == [day0 + 1, day0 + 3 * day] && plan.raw.map(\.to) == [day0 + day, day0 + 3 * day + 5])
+        let aligned = RollupPlan(from: date(day0), to: nil)
         #expect(aligned.rollup?.from == day0 && aligned.rollup?.to == nil && aligned.raw.isEmpty)
-        let inside = RollupPlan(from: date(day0 + 10), to: date(day0 + 20), utcOffsetSeconds: 0)
+        let inside = RollupPlan(from: date(day0 + 10), to: date(day0 + 20))
         #expect(inside.rollup == nil && inside.raw.count == 1)
+        let local = RollupPlan(from: date(day0), to: nil, localDays: true)
+        #expect(local.rollup == nil && local.raw.count == 1)
     }
 
     @Test("tags group only with time", arguments: StoreBackend.available)

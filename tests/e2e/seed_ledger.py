@@ -1,6 +1,6 @@
 """Fills a Tollgate SQLite database with a generated month of traffic, for the dashboard's browser test and its
 benchmark: teams, users and keys made through the admin API (real entities), then ledger rows written straight
-into the `requests` table, and the per-hour rollups rebuilt by the gateway's own migration on its next start
+into the `requests` table, and the per-day rollups rebuilt by the gateway's own migration on its next start
 (the rollup tables are dropped and their migration forgotten, so the real backfill code runs).
 
     python seed_ledger.py DB_PATH --rows N --end-ms MS --days D      (entities from --entities FILE.json)
@@ -86,8 +86,8 @@ def seed(db_path: str, entities: list[dict], rows: int, end_ms: int, days: int, 
     if batch:
         con.executemany(sql, batch)
     # The rollups are rebuilt from these rows by the gateway's own migration on its next start.
-    con.execute("DROP TABLE IF EXISTS spend_hourly")
-    con.execute("DROP TABLE IF EXISTS spend_hourly_tags")
+    con.execute("DROP TABLE IF EXISTS spend_daily")
+    con.execute("DROP TABLE IF EXISTS spend_daily_tags")
     con.execute("DELETE FROM grdb_migrations WHERE identifier = 'v6-spend-rollups'")
     con.commit()
     con.close()

@@ -7,7 +7,7 @@ import TollgateStore
 
 /// `/dashboard`: server-rendered pages over the rollups, the budgets and the deployments' health. Sign-in takes
 /// the admin key or a viewer key and sets a signed session cookie (HttpOnly, SameSite=Strict);
-/// `Authorization: Bearer <key>` works too, for scripts and tests. Every page reads aggregates (the per-hour
+/// `Authorization: Bearer <key>` works too, for scripts and tests. Every page reads aggregates (the per-day
 /// rollups), never a scan of the ledger, so it renders in milliseconds on a month of traffic.
 struct Dashboard: Sendable {
     let store: any Store
@@ -344,7 +344,9 @@ struct Dashboard: Sendable {
         let page = try store.ledgerPage(limit: 50, cursor: value("cursor"), filter: filter)
         var options: [String: [String]] = [:]
         for (dimension, name) in [(RollupDimension.user, "users"), (.team, "teams"), (.model, "models")] {
-            options[name] = try store.rollups(RollupQuery(dimensions: [dimension])).compactMap { $0.groups[0] }.sorted()
+            // What the last 31 days saw: the suggestions stay cheap however long the ledger grows.
+            options[name] = try store.rollups(RollupQuery(dimensions: [dimension], from: clock.now().addingTimeInterval(-31 * 86_400)))
+                .compactMap { $0.groups[0] }.sorted()
         }
         var next: String?
         if let cursor = page.next {
