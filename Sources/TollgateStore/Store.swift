@@ -109,6 +109,13 @@ public protocol Store: Sendable {
     /// The settled spend since `since` of the requests of one subject (`scope` org|team|user|key),
     /// optionally of one model.
     func spendSince(_ since: Date, scope: String, subjectID: String, model: String?) throws -> LedgerSpend
+    /// The settled spend of one subject's requests in `[from, to)`, optionally of one model, per local day of
+    /// `timeZone`, oldest first; days with no request are absent. What forecasts read.
+    func dailySpend(scope: BudgetScope, subjectID: String, model: String?, from: Date, to: Date,
+                    timeZone: TimeZone) throws -> [DaySpend]
+    /// Records that the budget's forecast went over its limit in the window starting at `windowStart` (at most
+    /// one `budget.forecast_exceeds` webhook per budget per window, across restarts).
+    func markForecastExceeded(budgetID: String, windowStart: Date, at: Date) throws
 
     /// Appends ledger rows and settles leased budget spend in one transaction: both happen or neither.
     /// A row already present (by id) is skipped; see `LeaseSettlement.requestID` for its settlement.
