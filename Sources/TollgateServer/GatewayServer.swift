@@ -120,7 +120,9 @@ public enum GatewayServer {
                 requestHeadTimeout: .milliseconds(Int64(config.server.requestHeadTimeoutMs))),
             logger: logger)
 
-        let admin = AdminAPI(store: store, keys: keys, budgets: budgets, clock: clock, models: gateway.models,
+        let forecasts = BudgetForecasts(store: store, budgets: budgets, ledger: ledger, webhook: webhook,
+                                        settings: ForecastSettings(windowDays: config.forecasts.windowDays), logger: logger)
+        let admin = AdminAPI(store: store, keys: keys, budgets: budgets, forecasts: forecasts, clock: clock, models: gateway.models,
                              health: gateway.health, calibrations: gateway.calibrations, ledger: ledger, adminKey: adminKey,
                              databaseKind: location.kind, traffic: gateway.traffic)
         try admin.loadKeys()
@@ -154,7 +156,10 @@ public enum GatewayServer {
             eventLoopGroupProvider: .shared(group),
             logger: logger)
 
-        let services: [any Service] = [LedgerService(ledger: ledger), app]
+        let services: [any Service] = [
+            LedgerService(ledger: ledger),
+            ForecastService(forecasts: forecasts, clock: clock, interval: .milliseconds(config.forecasts.checkMs)), app,
+        ]
         let serviceGroup = ServiceGroup(configuration: .init(
             services: services.map { .init(service: $0) },
             gracefulShutdownSignals: [.sigterm, .sigint],

@@ -265,13 +265,14 @@ public final class PostgresStore: Store {
         }
     }
 
-    public func markForecastExceeded(budgetID: String, windowStart: Date, at time: Date) throws {
-        _ = try pool.withConnection { session in
+    public func markForecastExceeded(budgetID: String, windowStart: Date, at time: Date) throws -> Bool {
+        try pool.withConnection { session in
             try session.execute("""
                 UPDATE budgets SET forecast_crossed_at = \(time.epochMilliseconds),
                                    forecast_window_start = \(windowStart.epochMilliseconds)
                 WHERE id = \(budgetID)
-                """)
+                  AND (forecast_window_start IS NULL OR forecast_window_start <> \(windowStart.epochMilliseconds))
+                """) > 0
         }
     }
 

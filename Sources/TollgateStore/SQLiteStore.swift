@@ -406,10 +406,13 @@ public final class SQLiteStore: Store {
         }
     }
 
-    public func markForecastExceeded(budgetID: String, windowStart: Date, at time: Date) throws {
+    public func markForecastExceeded(budgetID: String, windowStart: Date, at time: Date) throws -> Bool {
         try database.write { db in
-            try db.execute(sql: "UPDATE budgets SET forecast_crossed_at = ?, forecast_window_start = ? WHERE id = ?",
-                           arguments: [time.epochMilliseconds, windowStart.epochMilliseconds, budgetID])
+            try db.execute(sql: """
+                UPDATE budgets SET forecast_crossed_at = ?, forecast_window_start = ?
+                WHERE id = ? AND (forecast_window_start IS NULL OR forecast_window_start <> ?)
+                """, arguments: [time.epochMilliseconds, windowStart.epochMilliseconds, budgetID, windowStart.epochMilliseconds])
+            return db.changesCount > 0
         }
     }
 

@@ -53,7 +53,7 @@ private final class FlakyStore: Store {
                     timeZone: TimeZone) throws -> [DaySpend] {
         try inner.dailySpend(scope: scope, subjectID: subjectID, model: model, from: from, to: to, timeZone: timeZone)
     }
-    func markForecastExceeded(budgetID: String, windowStart: Date, at: Date) throws {
+    func markForecastExceeded(budgetID: String, windowStart: Date, at: Date) throws -> Bool {
         try inner.markForecastExceeded(budgetID: budgetID, windowStart: windowStart, at: at)
     }
     func setSetting(_ name: String, _ value: String) throws { try inner.setSetting(name, value) }

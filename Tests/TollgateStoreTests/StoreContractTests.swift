@@ -418,7 +418,9 @@ struct StoreContract {
             #expect(marked?.softThresholdCrossedAt == Date(timeIntervalSince1970: 10))
             #expect(marked?.softThresholdWindowStart == Date(timeIntervalSince1970: 0))
             #expect(marked?.forecastExceededAt == nil)
-            try store.markForecastExceeded(budgetID: first.id, windowStart: Date(timeIntervalSince1970: 20), at: Date(timeIntervalSince1970: 30))
+            #expect(try store.markForecastExceeded(budgetID: first.id, windowStart: Date(timeIntervalSince1970: 20), at: Date(timeIntervalSince1970: 30)))
+            // Once per window: the same window again is not recorded again (nor its time moved).
+            #expect(try !store.markForecastExceeded(budgetID: first.id, windowStart: Date(timeIntervalSince1970: 20), at: Date(timeIntervalSince1970: 40)))
             let forecastMarked = try #require(try store.listBudgets().first { $0.id == first.id })
             #expect(forecastMarked.forecastExceededAt == Date(timeIntervalSince1970: 30))
             #expect(forecastMarked.forecastWindowStart == Date(timeIntervalSince1970: 20))
@@ -426,6 +428,8 @@ struct StoreContract {
             // A budget set again (a new limit) keeps its crossings: the window's webhooks were sent.
             let reset = try store.upsertBudget(Self.budget(subject: "user_1", limit: "3000"))
             #expect(reset.forecastExceededAt == Date(timeIntervalSince1970: 30))
+            // The next window is announced again.
+            #expect(try store.markForecastExceeded(budgetID: first.id, windowStart: Date(timeIntervalSince1970: 50), at: Date(timeIntervalSince1970: 60)))
             try store.deleteBudget(daily.id)
             #expect(try store.listBudgets().count == 2)
             #expect(throws: StoreError.notFound(entity: "budget", reference: daily.id)) { try store.deleteBudget(daily.id) }
