@@ -120,7 +120,9 @@ public enum GatewayServer {
                 requestHeadTimeout: .milliseconds(Int64(config.server.requestHeadTimeoutMs))),
             logger: logger)
 
-        let admin = AdminAPI(store: store, keys: keys, budgets: budgets, clock: clock, models: gateway.models,
+        let forecasts = BudgetForecasts(store: store, budgets: budgets, ledger: ledger, webhook: webhook,
+                                        settings: ForecastSettings(windowDays: config.forecasts.windowDays), logger: logger)
+        let admin = AdminAPI(store: store, keys: keys, budgets: budgets, forecasts: forecasts, clock: clock, models: gateway.models,
                              health: gateway.health, calibrations: gateway.calibrations, ledger: ledger, adminKey: adminKey,
                              databaseKind: location.kind, traffic: gateway.traffic)
         try admin.loadKeys()
@@ -141,7 +143,7 @@ public enum GatewayServer {
         admin.addRoutes(to: router)
         let (templates, stylesheet) = try Dashboard.loadTemplates()
         Dashboard(store: store, budgets: budgets, models: gateway.models, health: gateway.health, calibrations: gateway.calibrations,
-                  clock: clock, adminKey: adminKey, viewer: { _ in nil }, forecasts: { _ in [:] },
+                  clock: clock, adminKey: adminKey, viewer: { _ in nil }, forecasts: forecasts,
                   templates: templates, stylesheet: stylesheet).addRoutes(to: router)
 
         let host = config.server.host
@@ -158,7 +160,10 @@ public enum GatewayServer {
             eventLoopGroupProvider: .shared(group),
             logger: logger)
 
-        let services: [any Service] = [LedgerService(ledger: ledger), app]
+        let services: [any Service] = [
+            LedgerService(ledger: ledger),
+            ForecastService(forecasts: forecasts, clock: clock, interval: .milliseconds(config.forecasts.checkMs)), app,
+        ]
         let serviceGroup = ServiceGroup(configuration: .init(
             services: services.map { .init(service: $0) },
             gracefulShutdownSignals: [.sigterm, .sigint],

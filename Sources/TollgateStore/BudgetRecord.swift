@@ -30,18 +30,23 @@ public struct BudgetRecord: Sendable, Hashable {
     /// one webhook per budget per window, across restarts).
     public var softThresholdCrossedAt: Date?
     public var softThresholdWindowStart: Date?
+    /// The same for the forecast's low bound going over the limit.
+    public var forecastExceededAt: Date?
+    public var forecastWindowStart: Date?
     public var createdAt: Date
     public var updatedAt: Date
 
     public init(id: String, scope: String, subjectID: String, subjectName: String, model: String?, limitUSD: Nanodollars?,
                 limitTokens: Int?, period: String, timeZone: String, mode: String, onExhaust: String,
                 softThresholdPPM: Int?, graceUSD: Nanodollars, annualSalaryUSD: Nanodollars?, salarySharePPM: Int?,
-                softThresholdCrossedAt: Date? = nil, softThresholdWindowStart: Date? = nil, createdAt: Date, updatedAt: Date) {
+                softThresholdCrossedAt: Date? = nil, softThresholdWindowStart: Date? = nil, forecastExceededAt: Date? = nil,
+                forecastWindowStart: Date? = nil, createdAt: Date, updatedAt: Date) {
         self.id = id; self.scope = scope; self.subjectID = subjectID; self.subjectName = subjectName; self.model = model
         self.limitUSD = limitUSD; self.limitTokens = limitTokens; self.period = period; self.timeZone = timeZone
         self.mode = mode; self.onExhaust = onExhaust; self.softThresholdPPM = softThresholdPPM; self.graceUSD = graceUSD
         self.annualSalaryUSD = annualSalaryUSD; self.salarySharePPM = salarySharePPM
         self.softThresholdCrossedAt = softThresholdCrossedAt; self.softThresholdWindowStart = softThresholdWindowStart
+        self.forecastExceededAt = forecastExceededAt; self.forecastWindowStart = forecastWindowStart
         self.createdAt = createdAt; self.updatedAt = updatedAt
     }
 }

@@ -161,7 +161,11 @@ struct PostgresMigration: Sendable {
         PostgresMigration(version: 2, name: "one-hour cache writes", statements: [
             "ALTER TABLE requests ADD COLUMN cache_write_1h_tokens BIGINT NOT NULL DEFAULT 0",
         ]),
-        PostgresMigration(version: 3, name: "per-day spend rollups", statements: PostgresStore.rollupStatements),
+        PostgresMigration(version: 3, name: "forecast crossings", statements: [
+            "ALTER TABLE budgets ADD COLUMN forecast_crossed_at BIGINT",
+            "ALTER TABLE budgets ADD COLUMN forecast_window_start BIGINT",
+        ]),
+        PostgresMigration(version: 4, name: "per-day spend rollups", statements: PostgresStore.rollupStatements),
     ]
 
     /// Rows the migration writes after its statements.

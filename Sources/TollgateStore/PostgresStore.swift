@@ -265,6 +265,42 @@ public final class PostgresStore: Store {
         }
     }
 
+    public func markForecastExceeded(budgetID: String, windowStart: Date, at time: Date) throws -> Bool {
+        try pool.withConnection { session in
+            try session.execute("""
+                UPDATE budgets SET forecast_crossed_at = \(time.epochMilliseconds),
+                                   forecast_window_start = \(windowStart.epochMilliseconds)
+                WHERE id = \(budgetID)
+                  AND (forecast_window_start IS NULL OR forecast_window_start <> \(windowStart.epochMilliseconds))
+                """) > 0
+        }
+    }
+
+    public func dailySpend(scope: BudgetScope, subjectID: String, model: String?, from: Date, to: Date,
+                           timeZone: TimeZone) throws -> [DaySpend] {
+        var binds = PostgresBindings()
+        binds.append(subjectID)
+        binds.append(from.epochMilliseconds)
+        binds.append(to.epochMilliseconds)
+        var sql = """
+            SELECT created_at / \(DailySpendQuery.quarterHourMilliseconds) AS quarter, SUM(cost_nanos)::bigint AS usd,
+                   SUM(input_tokens + cached_input_tokens + cache_write_tokens + output_tokens)::bigint AS tokens
+            FROM requests WHERE \(DailySpendQuery.column(scope)) = $1 AND created_at >= $2 AND created_at < $3
+            """
+        if let model {
+            binds.append(model)
+            sql += " AND model = $4"
+        }
+        sql += " GROUP BY quarter ORDER BY quarter"
+        let query = PostgresQuery(unsafeSQL: sql, binds: binds)
+        let quarters = try pool.withConnection { session in
+            try session.query(query).map { row in
+                DailySpendQuery.Quarter(index: try row.get("quarter"), usd: try row.get("usd"), tokens: try row.get("tokens"))
+            }
+        }
+        return DailySpendQuery.days(quarters, from: from, to: to, timeZone: timeZone)
+    }
+
     public func spendSince(_ since: Date, scope: String, subjectID: String, model: String?) throws -> LedgerSpend {
         let column: String
         switch scope {
@@ -387,6 +423,8 @@ extension BudgetRecord {
             salarySharePPM: try row.get("salary_share_ppm"),
             softThresholdCrossedAt: try row.get("soft_crossed_at", as: Int64?.self).map(Date.init(epochMilliseconds:)),
             softThresholdWindowStart: try row.get("soft_window_start", as: Int64?.self).map(Date.init(epochMilliseconds:)),
+            forecastExceededAt: try row.get("forecast_crossed_at", as: Int64?.self).map(Date.init(epochMilliseconds:)),
+            forecastWindowStart: try row.get("forecast_window_start", as: Int64?.self).map(Date.init(epochMilliseconds:)),
             createdAt: Date(epochMilliseconds: try row.get("created_at")),
             updatedAt: Date(epochMilliseconds: try row.get("updated_at")))
     }

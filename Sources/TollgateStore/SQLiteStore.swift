@@ -167,7 +167,13 @@ public final class SQLiteStore: Store {
         migrator.registerMigration("v5-cache-write-1h") { db in
             try db.execute(sql: "ALTER TABLE requests ADD COLUMN cache_write_1h_tokens INTEGER NOT NULL DEFAULT 0")
         }
-        migrator.registerMigration("v6-spend-rollups") { db in
+        migrator.registerMigration("v6-forecast-crossing") { db in
+            try db.execute(sql: """
+                ALTER TABLE budgets ADD COLUMN forecast_crossed_at INTEGER;
+                ALTER TABLE budgets ADD COLUMN forecast_window_start INTEGER;
+                """)
+        }
+        migrator.registerMigration("v7-spend-rollups") { db in
             try db.execute(sql: Self.rollupSchema)
             for statement in Self.rollupBackfill { try db.execute(sql: statement) }
         }
@@ -402,6 +408,37 @@ public final class SQLiteStore: Store {
             try db.execute(sql: "UPDATE budgets SET soft_crossed_at = ?, soft_window_start = ? WHERE id = ?",
                            arguments: [time.epochMilliseconds, windowStart.epochMilliseconds, budgetID])
         }
+    }
+
+    public func markForecastExceeded(budgetID: String, windowStart: Date, at time: Date) throws -> Bool {
+        try database.write { db in
+            try db.execute(sql: """
+                UPDATE budgets SET forecast_crossed_at = ?, forecast_window_start = ?
+                WHERE id = ? AND (forecast_window_start IS NULL OR forecast_window_start <> ?)
+                """, arguments: [time.epochMilliseconds, windowStart.epochMilliseconds, budgetID, windowStart.epochMilliseconds])
+            return db.changesCount > 0
+        }
+    }
+
+    public func dailySpend(scope: BudgetScope, subjectID: String, model: String?, from: Date, to: Date,
+                           timeZone: TimeZone) throws -> [DaySpend] {
+        var sql = """
+            SELECT created_at / \(DailySpendQuery.quarterHourMilliseconds) AS quarter, SUM(cost_nanos) AS usd,
+                   SUM(input_tokens + cached_input_tokens + cache_write_tokens + output_tokens) AS tokens
+            FROM requests WHERE \(DailySpendQuery.column(scope)) = ? AND created_at >= ? AND created_at < ?
+            """
+        var arguments: StatementArguments = [subjectID, from.epochMilliseconds, to.epochMilliseconds]
+        if let model {
+            sql += " AND model = ?"
+            arguments += [model]
+        }
+        sql += " GROUP BY quarter ORDER BY quarter"
+        let quarters = try database.read { db in
+            try Row.fetchAll(db, sql: sql, arguments: arguments).map { row in
+                DailySpendQuery.Quarter(index: row["quarter"], usd: row["usd"], tokens: row["tokens"])
+            }
+        }
+        return DailySpendQuery.days(quarters, from: from, to: to, timeZone: timeZone)
     }
 
     public func spendSince(_ since: Date, scope: String, subjectID: String, model: String?) throws -> LedgerSpend {
@@ -669,6 +706,8 @@ extension BudgetRecord {
             salarySharePPM: row["salary_share_ppm"],
             softThresholdCrossedAt: (row["soft_crossed_at"] as Int64?).map(Date.init(epochMilliseconds:)),
             softThresholdWindowStart: (row["soft_window_start"] as Int64?).map(Date.init(epochMilliseconds:)),
+            forecastExceededAt: (row["forecast_crossed_at"] as Int64?).map(Date.init(epochMilliseconds:)),
+            forecastWindowStart: (row["forecast_window_start"] as Int64?).map(Date.init(epochMilliseconds:)),
             createdAt: Date(epochMilliseconds: row["created_at"]), updatedAt: Date(epochMilliseconds: row["updated_at"]))
     }
 }

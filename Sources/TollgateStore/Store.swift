@@ -127,6 +127,15 @@ public protocol Store: Sendable {
     /// The settled spend since `since` of the requests of one subject (`scope` org|team|user|key),
     /// optionally of one model.
     func spendSince(_ since: Date, scope: String, subjectID: String, model: String?) throws -> LedgerSpend
+    /// The settled spend of one subject's requests in `[from, to)`, optionally of one model, per local day of
+    /// `timeZone`, oldest first; days with no request are absent. What forecasts read.
+    func dailySpend(scope: BudgetScope, subjectID: String, model: String?, from: Date, to: Date,
+                    timeZone: TimeZone) throws -> [DaySpend]
+    /// Records that the budget's forecast went over its limit in the window starting at `windowStart`; false
+    /// when that window's crossing was already recorded (by this instance before a restart, or by another).
+    /// The one that records it sends the `budget.forecast_exceeds` webhook: once per budget per window.
+    @discardableResult
+    func markForecastExceeded(budgetID: String, windowStart: Date, at: Date) throws -> Bool
 
     /// Appends ledger rows and settles leased budget spend in one transaction: both happen or neither.
     /// A row already present (by id) is skipped; see `LeaseSettlement.requestID` for its settlement.

@@ -284,9 +284,19 @@ struct Spend: AsyncParsableCommand {
     @Flag(help: "CSV instead of a table.") var csv = false
     @Flag(help: "Show what routing and budget downgrades saved: the cost on the model asked for (or a route's strong model) beside the cost paid.")
     var savings = false
+    @Flag(help: "Show each budget's forecast instead: spent so far, projected at the end of its period with an 80 % interval, and the day its limit is reached.")
+    var forecast = false
+    @Option(help: "With --forecast: only budgets of this scope (org, team, user or key).") var scope: String?
+    @Option(help: "With --forecast: only budgets on this subject (name or id); with --scope, a subject without a budget is forecast too.")
+    var name: String?
     @OptionGroup var connection: AdminConnection
 
+    func validate() throws {
+        if !forecast, scope != nil || name != nil { throw ValidationError("--scope and --name go with --forecast.") }
+    }
+
     func run() async throws {
+        if forecast { return try await runForecast() }
         var query = "group_by=\(groupBy)"
         if let from { query += "&from=\(from.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? from)" }
         if let to { query += "&to=\(to.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? to)" }
@@ -298,6 +308,34 @@ struct Spend: AsyncParsableCommand {
             let money = savings ? ["cost_usd", "baseline_cost_usd", "savings_usd"] : ["cost_usd"]
             connection.print(data, object, columns: [groupBy, "requests", "input_tokens", "cached_input_tokens", "output_tokens"] + money)
         }
+    }
+
+    private func runForecast() async throws {
+        var query: [String] = []
+        if let scope { query.append("scope=\(scope.addingPercentEncoding(withAllowedCharacters: .urlQueryAllowed) ?? scope)") }
+        if let name { query.append("name=\(name.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? name)") }
+        if csv { query.append("format=csv") }
+        let (data, object) = try await connection.call("GET", "/admin/forecast" + (query.isEmpty ? "" : "?" + query.joined(separator: "&")))
+        if csv || connection.json {
+            Swift.print(String(decoding: data, as: UTF8.self), terminator: csv ? "" : "\n")
+            return
+        }
+        // One table for USD and token budgets: dollars with a `$`, tokens with `tok`.
+        func amount(_ row: [String: Any], _ field: String) -> String {
+            if let usd = row[field + "_usd"] as? String { return "$" + usd }
+            if let tokens = row[field + "_tokens"] as? NSNumber { return "\(tokens.stringValue) tok" }
+            return "-"
+        }
+        let rows = (object["data"] as? [[String: Any]]) ?? []
+        let header = ["scope", "name", "model", "period", "limit", "spent", "forecast", "low (80 %)", "high (80 %)",
+                      "limit reached", "history", "method"]
+        let lines = rows.map { row in
+            [AdminConnection.text(row["scope"]), AdminConnection.text(row["name"]), AdminConnection.text(row["model"]),
+             AdminConnection.text(row["period"]), amount(row, "limit"), amount(row, "spent"), amount(row, "forecast"),
+             amount(row, "forecast_low"), amount(row, "forecast_high"), AdminConnection.text(row["projected_exhaustion"]),
+             "\(AdminConnection.text(row["history_days"])) d", AdminConnection.text(row["method"])]
+        }
+        for line in TerminalText.table([header] + lines) { Swift.print(line) }
     }
 }
 

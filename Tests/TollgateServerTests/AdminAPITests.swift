@@ -20,8 +20,9 @@ final class AdminHarness {
         store = try SQLiteStore(path: path)
         ledger = LedgerWriter(store: store)
         let logger = Logger(label: "tollgate.test")
-        let admin = AdminAPI(store: store, keys: KeyIndex(),
-                             budgets: BudgetLedger(store: store, ledger: ledger, webhook: nil, logger: logger),
+        let budgets = BudgetLedger(store: store, ledger: ledger, webhook: nil, logger: logger)
+        let admin = AdminAPI(store: store, keys: KeyIndex(), budgets: budgets,
+                             forecasts: BudgetForecasts(store: store, budgets: budgets, ledger: ledger, webhook: nil, logger: logger),
                              clock: GatewayClock(adjustable: false), models: ModelRegistry([]), health: DeploymentHealth(),
                              calibrations: RouterCalibrations(routes: []), ledger: ledger,
                              adminKey: AdminCredential(fixed: Self.adminKey), databaseKind: "sqlite",

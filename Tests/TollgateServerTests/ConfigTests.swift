@@ -227,7 +227,9 @@ struct ConfigTests {
 
     @Test("every refusal names file, line, field and what was wrong", arguments: [
         // unknown keys
-        ("modles: []", #"tollgate.yaml:1: modles: unknown key (expected one of server, database, ledger, models, routes, budgets, rate_limits, webhooks, log)"#),
+        ("modles: []", #"tollgate.yaml:1: modles: unknown key (expected one of server, database, ledger, models, routes, budgets, rate_limits, webhooks, forecasts, log)"#),
+        ("forecasts: { window_days: 14, every_ms: 1000 }", #"tollgate.yaml:1: forecasts.every_ms: unknown key (expected one of window_days, check_ms)"#),
+        ("forecasts: { window_days: 2 }", #"tollgate.yaml:1: forecasts.window_days: expected an integer from 3 to 366, got "2""#),
         ("server:\n  host: 0.0.0.0\n  prot: 4001", #"tollgate.yaml:3: server.prot: unknown key (expected one of host, port, max_body_bytes, timeouts, request_head_timeout_ms)"#),
         ("models:\n  - name: m\n    provider: demo\n    colour: red", #"tollgate.yaml:4: models[0].colour: unknown key (expected one of name, provider, base_url, api_key, upstream_model, price, tier, capabilities, context_window, max_output_tokens, weight, downgrade_to, anthropic_version, timeouts, demo)"#),
         ("models:\n  - name: m\n    provider: demo\n    price: { input_per_mtok: 1, output_per_mtok: 2, batch: 1 }", #"tollgate.yaml:4: models[0].price.batch: unknown key (expected one of input_per_mtok, cached_input_per_mtok, cache_write_per_mtok, cache_write_1h_per_mtok, output_per_mtok, long_context)"#),

@@ -49,6 +49,13 @@ private final class FlakyStore: Store {
     func spendSince(_ since: Date, scope: String, subjectID: String, model: String?) throws -> LedgerSpend {
         try inner.spendSince(since, scope: scope, subjectID: subjectID, model: model)
     }
+    func dailySpend(scope: BudgetScope, subjectID: String, model: String?, from: Date, to: Date,
+                    timeZone: TimeZone) throws -> [DaySpend] {
+        try inner.dailySpend(scope: scope, subjectID: subjectID, model: model, from: from, to: to, timeZone: timeZone)
+    }
+    func markForecastExceeded(budgetID: String, windowStart: Date, at: Date) throws -> Bool {
+        try inner.markForecastExceeded(budgetID: budgetID, windowStart: windowStart, at: at)
+    }
     func setSetting(_ name: String, _ value: String) throws { try inner.setSetting(name, value) }
     func defaultOrg() throws -> OrgRecord { try inner.defaultOrg() }
     func createOrg(name: String) throws -> OrgRecord { try inner.createOrg(name: name) }

@@ -417,6 +417,19 @@ struct StoreContract {
             let marked = try store.listBudgets().first { $0.id == first.id }
             #expect(marked?.softThresholdCrossedAt == Date(timeIntervalSince1970: 10))
             #expect(marked?.softThresholdWindowStart == Date(timeIntervalSince1970: 0))
+            #expect(marked?.forecastExceededAt == nil)
+            #expect(try store.markForecastExceeded(budgetID: first.id, windowStart: Date(timeIntervalSince1970: 20), at: Date(timeIntervalSince1970: 30)))
+            // Once per window: the same window again is not recorded again (nor its time moved).
+            #expect(try !store.markForecastExceeded(budgetID: first.id, windowStart: Date(timeIntervalSince1970: 20), at: Date(timeIntervalSince1970: 40)))
+            let forecastMarked = try #require(try store.listBudgets().first { $0.id == first.id })
+            #expect(forecastMarked.forecastExceededAt == Date(timeIntervalSince1970: 30))
+            #expect(forecastMarked.forecastWindowStart == Date(timeIntervalSince1970: 20))
+            #expect(forecastMarked.softThresholdCrossedAt == Date(timeIntervalSince1970: 10))
+            // A budget set again (a new limit) keeps its crossings: the window's webhooks were sent.
+            let reset = try store.upsertBudget(Self.budget(subject: "user_1", limit: "3000"))
+            #expect(reset.forecastExceededAt == Date(timeIntervalSince1970: 30))
+            // The next window is announced again.
+            #expect(try store.markForecastExceeded(budgetID: first.id, windowStart: Date(timeIntervalSince1970: 50), at: Date(timeIntervalSince1970: 60)))
             try store.deleteBudget(daily.id)
             #expect(try store.listBudgets().count == 2)
             #expect(throws: StoreError.notFound(entity: "budget", reference: daily.id)) { try store.deleteBudget(daily.id) }
@@ -446,4 +459,52 @@ struct StoreContract {
             #expect(throws: StoreError.self) { try store.spendSince(since, scope: "galaxy", subjectID: "u1", model: nil) }
         }
     }
+
+    @Test("a subject's daily spend is summed per local day of the time zone asked for, within [from, to), optionally for one model",
+          arguments: StoreBackend.available)
+    func dailySpend(_ backend: StoreBackend) throws {
+        try backend.withStore { store throws in
+            func row(_ id: String, user: String, model: String, cost: Int64, at text: String) throws -> LedgerRecord {
+                LedgerRecord(id: id, createdAt: try instant(text), endpoint: "chat.completions",
+                             keyID: "key_1", userID: user, teamID: "team_1", orgID: "org_1", model: model,
+                             usage: Usage(inputTokens: 10, cachedInputTokens: 5, cacheWriteTokens: 1, outputTokens: 20),
+                             cost: Nanodollars(cost), status: 200, latencyMs: 1)
+            }
+            // New York is at -05:00 in December: 04:59Z on the 15th is still the 14th there, 05:00Z the 15th.
+            try store.appendLedger([
+                try row("d0", user: "u1", model: "a", cost: 1000, at: "2026-12-14T04:59:59Z"),  // before `from`
+                try row("d1", user: "u1", model: "a", cost: 1, at: "2026-12-14T05:00:00Z"),
+                try row("d2", user: "u1", model: "b", cost: 2, at: "2026-12-15T04:59:59.999Z"),
+                try row("d3", user: "u1", model: "a", cost: 4, at: "2026-12-15T05:00:00Z"),
+                try row("d4", user: "u2", model: "a", cost: 8, at: "2026-12-15T12:00:00Z"),
+                try row("d5", user: "u1", model: "a", cost: 16, at: "2026-12-17T04:00:00Z"),   // the 16th in New York
+                try row("d6", user: "u1", model: "a", cost: 2000, at: "2026-12-17T05:00:00Z"),  // at `to`: excluded
+            ])
+            let newYork = try #require(TimeZone(identifier: "America/New_York"))
+            let from = try instant("2026-12-14T00:00:00-05:00")
+            let to = try instant("2026-12-17T00:00:00-05:00")
+            func day(_ day: Int, _ usd: Int64, _ requests: Int) -> DaySpend {
+                DaySpend(date: CalendarDate(year: 2026, month: 12, day: day), usd: Nanodollars(usd), tokens: 36 * requests)
+            }
+            #expect(try store.dailySpend(scope: .user, subjectID: "u1", model: nil, from: from, to: to, timeZone: newYork)
+                    == [day(14, 3, 2), day(15, 4, 1), day(16, 16, 1)])
+            #expect(try store.dailySpend(scope: .user, subjectID: "u1", model: "a", from: from, to: to, timeZone: newYork)
+                    == [day(14, 1, 1), day(15, 4, 1), day(16, 16, 1)])
+            #expect(try store.dailySpend(scope: .team, subjectID: "team_1", model: nil, from: from, to: to, timeZone: newYork)
+                    == [day(14, 3, 2), day(15, 12, 2), day(16, 16, 1)])
+            // In UTC the same rows fall on other days: d0 and d1 on the 14th, d2, d3 and d4 on the 15th, d5 and d6 on the 17th.
+            let utc = try #require(TimeZone(identifier: "UTC"))
+            let fromUTC = try instant("2026-12-14T00:00:00Z")
+            let toUTC = try instant("2026-12-18T00:00:00Z")
+            #expect(try store.dailySpend(scope: .org, subjectID: "org_1", model: nil, from: fromUTC, to: toUTC, timeZone: utc)
+                    == [day(14, 1001, 2), day(15, 14, 3), day(17, 2016, 2)])
+            #expect(try store.dailySpend(scope: .key, subjectID: "nobody", model: nil, from: from, to: to, timeZone: newYork) == [])
+        }
+    }
+}
+
+/// An RFC 3339 time, with or without fractional seconds.
+private func instant(_ text: String) throws -> Date {
+    if let date = try? Date(text, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true)) { return date }
+    return try Date(text, strategy: Date.ISO8601FormatStyle())
 }

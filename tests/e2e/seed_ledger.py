@@ -88,7 +88,7 @@ def seed(db_path: str, entities: list[dict], rows: int, end_ms: int, days: int, 
     # The rollups are rebuilt from these rows by the gateway's own migration on its next start.
     con.execute("DROP TABLE IF EXISTS spend_daily")
     con.execute("DROP TABLE IF EXISTS spend_daily_tags")
-    con.execute("DELETE FROM grdb_migrations WHERE identifier = 'v6-spend-rollups'")
+    con.execute("DELETE FROM grdb_migrations WHERE identifier = 'v7-spend-rollups'")
     con.commit()
     con.close()
     return totals

@@ -43,6 +43,7 @@ struct AdminAPI: Sendable {
     let store: any Store
     let keys: KeyIndex
     let budgets: BudgetLedger
+    let forecasts: BudgetForecasts
     let clock: GatewayClock
     let models: ModelRegistry
     let health: DeploymentHealth
@@ -133,6 +134,7 @@ struct AdminAPI: Sendable {
             try self.spend(request)
         }
         addBudgetRoutes(to: admin)
+        addForecastRoutes(to: admin)
         admin.get("deployments") { _, _ in
             AdminAPI.json(.object([("data", .array(self.deploymentsView()))]))
         }

@@ -39,12 +39,13 @@ extension GatewayConfig {
 
     init(_ document: ConfigNode) throws(ConfigError) {
         let sections = try document.mapping(allowing: [
-            "server", "database", "ledger", "models", "routes", "budgets", "rate_limits", "webhooks", "log",
+            "server", "database", "ledger", "models", "routes", "budgets", "rate_limits", "webhooks", "forecasts", "log",
         ])
         self.init()
         if let node = sections["server"] { server = try ServerSettings(node) }
         if let node = sections["database"] { database = try DatabaseSettings(node) }
         if let node = sections["ledger"] { ledger = try LedgerSettings(node) }
+        if let node = sections["forecasts"] { forecasts = try ForecastConfig(node) }
         if let node = sections["log"] {
             let fields = try node.mapping(allowing: ["format", "level"])
             log = LogSettings(format: try fields.choice("format") ?? .text, level: try fields.choice("level"))
@@ -112,6 +113,15 @@ extension GatewayConfig.LedgerSettings {
         self.init()
         // Under 10 ms the writer would wake so often that an idle gateway spends a fifth of a core on it.
         flushMs = try fields.integer("flush_ms", in: 10...60_000) ?? flushMs
+    }
+}
+
+extension GatewayConfig.ForecastConfig {
+    init(_ node: ConfigNode) throws(ConfigError) {
+        let fields = try node.mapping(allowing: ["window_days", "check_ms"])
+        self.init()
+        windowDays = try fields.integer("window_days", in: 3...366) ?? windowDays
+        checkMs = try fields.integer("check_ms", in: 100...86_400_000) ?? checkMs
     }
 }
 

@@ -14,13 +14,15 @@ public struct GatewayConfig: Hashable, Sendable {
     public var budgets: [BudgetConfig]
     public var rateLimits: [RateLimitConfig]
     public var webhooks: WebhookConfig?
+    public var forecasts: ForecastConfig
     public var log: LogSettings
 
     public init(server: ServerSettings = ServerSettings(), database: DatabaseSettings = DatabaseSettings(),
                 ledger: LedgerSettings = LedgerSettings(), models: [ModelConfig] = [], routes: [RouteConfig] = [],
                 budgets: [BudgetConfig] = [], rateLimits: [RateLimitConfig] = [], webhooks: WebhookConfig? = nil,
-                log: LogSettings = LogSettings()) {
+                forecasts: ForecastConfig = ForecastConfig(), log: LogSettings = LogSettings()) {
         self.log = log
+        self.forecasts = forecasts
         self.server = server
         self.database = database
         self.ledger = ledger
@@ -132,6 +134,18 @@ extension GatewayConfig {
 
         public init(flushMs: Int = 100) {
             self.flushMs = flushMs
+        }
+    }
+
+    public struct ForecastConfig: Hashable, Sendable {
+        /// Complete days of spend the rates come from.
+        public var windowDays: Int
+        /// How often every budget's forecast is checked against its limit (`budget.forecast_exceeds`).
+        public var checkMs: Int
+
+        public init(windowDays: Int = 14, checkMs: Int = 300_000) {
+            self.windowDays = windowDays
+            self.checkMs = checkMs
         }
     }
 }

@@ -19,8 +19,7 @@ struct Dashboard: Sendable {
     let adminKey: AdminCredential
     /// The role of a viewer key presented, or nil (viewer keys come with the admin API's keys).
     let viewer: @Sendable (String) -> DashboardRole?
-    /// The forecasts of the budgets in force, by budget id (nil entries: not enough to say).
-    let forecasts: @Sendable (Date) -> [String: BudgetForecastView]
+    let forecasts: BudgetForecasts
     let templates: MustacheLibrary
     let stylesheet: ByteBuffer
 
@@ -28,7 +27,8 @@ struct Dashboard: Sendable {
         var low: Nanodollars
         var point: Nanodollars
         var high: Nanodollars
-        var exhaustion: Date?
+        /// The local date the limit is projected to be reached, `YYYY-MM-DD`.
+        var exhaustion: String?
     }
 
     enum Page: String, CaseIterable {
@@ -82,7 +82,14 @@ struct Dashboard: Sendable {
                 guard let role = authenticate(request) else {
                     return redirect("/dashboard/login?next=" + (page.path.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""))
                 }
-                return try respond(page, request: request, role: role)
+                // Forecasts read the store on their own queue, off the event loops.
+                let now = clock.now()
+                let shown = page == .overview ? try await forecasts.forecasts(overviewSubjects(now: now).map(\.0), now: now) : []
+                let views = Dictionary(zip(overviewSubjects(now: now).map(\.1), shown.map { forecast in
+                    BudgetForecastView(low: Nanodollars(forecast.low), point: Nanodollars(forecast.projected), high: Nanodollars(forecast.high),
+                                       exhaustion: forecast.exhaustion?.description)
+                }), uniquingKeysWith: { first, _ in first })
+                return try respond(page, request: request, role: role, forecasts: views)
             }
         }
     }
@@ -138,13 +145,20 @@ struct Dashboard: Sendable {
 
     // MARK: Pages
 
-    private func respond(_ page: Page, request: Request, role: DashboardRole) throws -> Response {
+    /// The budgets the overview shows (org and team, in USD), with their forecast subjects.
+    private func overviewSubjects(now: Date) -> [(ForecastSubject, String)] {
+        forecasts.budgetSubjects(now: now)
+            .filter { ($0.snapshot.definition.scope == .org || $0.snapshot.definition.scope == .team) && $0.snapshot.remainingUSD != nil }
+            .map { ($0.subject, $0.snapshot.definition.id) }
+    }
+
+    private func respond(_ page: Page, request: Request, role: DashboardRole, forecasts: [String: BudgetForecastView]) throws -> Response {
         let query = request.uri.queryParameters
         let now = clock.now()
         let period = try Period(from: query.get("from"), to: query.get("to"), now: now)
         let content: [String: Any]
         switch page {
-        case .overview: content = try overview(period, now: now)
+        case .overview: content = try overview(period, now: now, forecasts: forecasts)
         case .people: content = try people(period, now: now)
         case .models: content = try modelsPage(period)
         case .routing: content = try routing(period)
@@ -163,9 +177,8 @@ struct Dashboard: Sendable {
         return html(render("layout", layout))
     }
 
-    private func overview(_ period: Period, now: Date) throws -> [String: Any] {
+    private func overview(_ period: Period, now: Date, forecasts: [String: BudgetForecastView]) throws -> [String: Any] {
         let totals = try store.rollups(RollupQuery(dimensions: [], from: period.from, to: period.to)).first?.measures ?? RollupMeasures()
-        let forecasts = self.forecasts(now)
         let budgetRows: [[String: Any]] = budgets.snapshots(now: now)
             .filter { $0.0.definition.scope == .org || $0.0.definition.scope == .team }
             .sorted { ($0.0.definition.scope.rawValue, $0.0.definition.subjectName) < ($1.0.definition.scope.rawValue, $1.0.definition.subjectName) }
@@ -217,7 +230,7 @@ struct Dashboard: Sendable {
             row["forecast"] = Money.display(forecast.point)
             row["forecastLow"] = Money.display(forecast.low)
             row["forecastHigh"] = Money.display(forecast.high)
-            if let date = forecast.exhaustion { row["exhaustion"] = Self.day(date) }
+            row["exhaustion"] = forecast.exhaustion ?? false
         }
         if let crossed = snapshot.softThresholdCrossedAt { row["softCrossed"] = Self.day(crossed) }
         return row
