@@ -1,4 +1,5 @@
 """Processes of the benchmark: tools, the fake upstream, nginx, Tollgate; and what /proc says about them."""
+import threading
 import json, os, resource, shutil, signal, socket, subprocess, time, urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -122,14 +123,15 @@ http {
 PRICE = '{ input_per_mtok: "2.50", cached_input_per_mtok: "1.25", output_per_mtok: "10" }'
 
 
-def tollgate_config(upstream_port, auto=False):
+def tollgate_config(upstream_port, auto=False, metrics=True):
     base = "http://127.0.0.1:%d/v1" % upstream_port
+    head = "ledger: { flush_ms: 100 }\n" + ("" if metrics else "metrics: { enabled: false }\n")
     if not auto:
-        return ("ledger: { flush_ms: 100 }\nmodels:\n"
+        return (head + "models:\n"
                 "  - { name: bench, provider: openai-compatible, base_url: \"%s\", api_key: sk-bench, price: %s }\n" % (base, PRICE))
     # Two models on the same fake upstream (their own api_key makes them two deployments), and the learned
     # route over them.
-    return ("ledger: { flush_ms: 100 }\nmodels:\n"
+    return (head + "models:\n"
             "  - { name: bench-strong, provider: openai-compatible, base_url: \"%s\", api_key: sk-strong, price: %s }\n"
             "  - { name: bench-weak, provider: openai-compatible, base_url: \"%s\", api_key: sk-weak,"
             " price: { input_per_mtok: \"0.15\", output_per_mtok: \"0.60\" } }\n"
@@ -169,6 +171,29 @@ def admin(port, method, path, body=None):
                                      headers={"Authorization": "Bearer " + ADMIN_KEY, "Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.load(response)
+
+
+class Scraper:
+    """GET /metrics once a second while a run lasts, as a Prometheus server would (its CPU is the gateway's)."""
+
+    def __init__(self, port, interval=1.0):
+        self.port, self.interval, self.count = port, interval, 0
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def _loop(self):
+        while not self.done.wait(self.interval):
+            request = urllib.request.Request("http://127.0.0.1:%d/metrics" % self.port,
+                                             headers={"Authorization": "Bearer " + ADMIN_KEY})
+            with urllib.request.urlopen(request, timeout=10) as response:
+                response.read()
+            self.count += 1
+
+    def stop(self):
+        self.done.set()
+        self.thread.join()
+        return self.count
 
 
 # ---- /proc --------------------------------------------------------------------------------------------

@@ -89,15 +89,24 @@ public struct KeyRecord: Hashable, Sendable {
     public var rpm: Int?
     public var tpm: Int?
     public var createdAt: Date
+    /// What the key may do: call models (`client`) or only read reports (`viewer`).
+    public var role: KeyRole
 
     public init(id: String, name: String?, hashHex: String, prefix: String, userID: String?, teamID: String?,
                 orgID: String, allowedModels: [String]?, expiresAt: Date?, revokedAt: Date?, rpm: Int?, tpm: Int?,
-                createdAt: Date) {
+                createdAt: Date, role: KeyRole = .client) {
         self.id = id; self.name = name; self.hashHex = hashHex; self.prefix = prefix
         self.userID = userID; self.teamID = teamID; self.orgID = orgID
         self.allowedModels = allowedModels; self.expiresAt = expiresAt; self.revokedAt = revokedAt
-        self.rpm = rpm; self.tpm = tpm; self.createdAt = createdAt
+        self.rpm = rpm; self.tpm = tpm; self.createdAt = createdAt; self.role = role
     }
+}
+
+/// A virtual key calls models through `/v1`; a viewer key reads the dashboard, `/metrics` and the admin API's
+/// `GET` endpoints, and nothing else.
+public enum KeyRole: String, Hashable, Sendable, CaseIterable {
+    case client
+    case viewer
 }
 
 public enum VirtualKey {

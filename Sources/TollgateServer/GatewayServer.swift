@@ -111,6 +111,14 @@ public enum GatewayServer {
         let expiry = group.next().scheduleRepeatedTask(initialDelay: .seconds(30), delay: .seconds(30)) { _ in
             budgets.expire(now: clock.now())
         }
+        let metrics = config.metrics.enabled ? GatewayMetrics(modelNames: deployments.map(\.name), perUser: config.metrics.perUser) : nil
+        if let metrics {
+            let flush = metrics.ledgerFlush
+            ledger.onFlushed { duration, _ in
+                let (seconds, attoseconds) = duration.components
+                flush.recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+            }
+        }
         let gateway = Gateway(
             models: ModelRegistry(deployments, routes: config.routes, routers: try loadRouters(config.routes)), keys: keys, admission: Admission(configured: rateLimits), budgets: budgets, clock: clock,
             ledger: ledger, pools: pools,
@@ -118,7 +126,7 @@ public enum GatewayServer {
                 maxBodyBytes: config.server.maxBodyBytes,
                 idleTimeout: .milliseconds(Int64(config.server.timeouts.idleMs)),
                 requestHeadTimeout: .milliseconds(Int64(config.server.requestHeadTimeoutMs))),
-            logger: logger)
+            logger: logger, metrics: metrics)
 
         let forecasts = BudgetForecasts(store: store, budgets: budgets, ledger: ledger, webhook: webhook,
                                         settings: ForecastSettings(windowDays: config.forecasts.windowDays), logger: logger)
@@ -143,8 +151,12 @@ public enum GatewayServer {
         admin.addRoutes(to: router)
         let (templates, stylesheet) = try Dashboard.loadTemplates()
         Dashboard(store: store, budgets: budgets, models: gateway.models, health: gateway.health, calibrations: gateway.calibrations,
-                  clock: clock, adminKey: adminKey, viewer: { _ in nil }, forecasts: forecasts,
+                  clock: clock, access: admin.access, forecasts: forecasts,
                   templates: templates, stylesheet: stylesheet).addRoutes(to: router)
+        if let metrics {
+            MetricsEndpoint(metrics: metrics, isPublic: config.metrics.isPublic, access: admin.access, gateway: gateway,
+                            budgets: budgets).addRoutes(to: router)
+        }
 
         let host = config.server.host
         let port = config.server.port

@@ -34,6 +34,8 @@ public final class LedgerWriter: Sendable {
     private let backlogged = Atomic<Bool>(false)
     /// Called on the writer's thread after a batch and its settlements are committed.
     private let committed = Mutex<(@Sendable ([LeaseSettlement]) -> Void)?>(nil)
+    /// Called on the writer's thread after each batch written, with how long the write took and its rows.
+    private let flushed = Mutex<(@Sendable (Duration, Int) -> Void)?>(nil)
     private let writeState = Mutex(WriteState())
     /// Signalled to cut the current wait short at shutdown.
     private let wakeUp = DispatchSemaphore(value: 0)
@@ -68,6 +70,11 @@ public final class LedgerWriter: Sendable {
         committed.withLock { $0 = body }
     }
 
+    /// Sets what runs after each batch written (the flush-latency histogram of `/metrics`).
+    public func onFlushed(_ body: @escaping @Sendable (Duration, Int) -> Void) {
+        flushed.withLock { $0 = body }
+    }
+
     /// True while more rows wait than `backlogLimit` (the store has been out of reach for a while), as of
     /// the writer's last attempt.
     public var isBacklogged: Bool { backlogged.load(ordering: .relaxed) }
@@ -91,8 +98,10 @@ public final class LedgerWriter: Sendable {
             }
             guard !batch.isEmpty || !settlements.isEmpty else { return }
             do {
+                let started = ContinuousClock.now
                 try store.appendLedger(batch, settling: settlements)
                 queue.withLock { $0.writing = 0 }
+                if let flushed = flushed.withLock({ $0 }) { flushed(ContinuousClock.now - started, batch.count) }
                 if !settlements.isEmpty, let committed = committed.withLock({ $0 }) { committed(settlements) }
                 if state.failing {
                     state.failing = false

@@ -166,6 +166,9 @@ struct PostgresMigration: Sendable {
             "ALTER TABLE budgets ADD COLUMN forecast_window_start BIGINT",
         ]),
         PostgresMigration(version: 4, name: "per-day spend rollups", statements: PostgresStore.rollupStatements),
+        PostgresMigration(version: 5, name: "viewer keys", statements: [
+            "ALTER TABLE keys ADD COLUMN role TEXT NOT NULL DEFAULT 'client'",
+        ]),
     ]
 
     /// Rows the migration writes after its statements.

@@ -162,10 +162,11 @@ public final class PostgresStore: Store {
                 }
                 try session.execute("""
                     INSERT INTO keys (id, name, hash_hex, prefix, user_id, team_id, org_id, allowed_models,
-                                      expires_at, revoked_at, rpm, tpm, created_at)
+                                      expires_at, revoked_at, rpm, tpm, created_at, role)
                     VALUES (\(key.id), \(key.name), \(key.hashHex), \(key.prefix), \(key.userID), \(key.teamID),
                             \(key.orgID), \(key.allowedModels.map(JSONText.array)), \(key.expiresAt?.epochMilliseconds),
-                            \(key.revokedAt?.epochMilliseconds), \(key.rpm), \(key.tpm), \(key.createdAt.epochMilliseconds))
+                            \(key.revokedAt?.epochMilliseconds), \(key.rpm), \(key.tpm), \(key.createdAt.epochMilliseconds),
+                            \(key.role.rawValue))
                     """)
                 try Self.recordChange(session, .key, key.id)
             }
@@ -405,7 +406,8 @@ extension KeyRecord {
                   allowedModels: try JSONText.decodeArray(try row.get("allowed_models")),
                   expiresAt: try row.get("expires_at", as: Int64?.self).map(Date.init(epochMilliseconds:)),
                   revokedAt: try row.get("revoked_at", as: Int64?.self).map(Date.init(epochMilliseconds:)),
-                  rpm: try row.get("rpm"), tpm: try row.get("tpm"), createdAt: Date(epochMilliseconds: try row.get("created_at")))
+                  rpm: try row.get("rpm"), tpm: try row.get("tpm"), createdAt: Date(epochMilliseconds: try row.get("created_at")),
+                  role: try KeyRecord.role(try row.get("role")))
     }
 }
 

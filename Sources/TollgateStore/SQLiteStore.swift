@@ -177,6 +177,9 @@ public final class SQLiteStore: Store {
             try db.execute(sql: Self.rollupSchema)
             for statement in Self.rollupBackfill { try db.execute(sql: statement) }
         }
+        migrator.registerMigration("v8-viewer-keys") { db in
+            try db.execute(sql: "ALTER TABLE keys ADD COLUMN role TEXT NOT NULL DEFAULT 'client'")
+        }
         let before = try database.read { db in try migrator.appliedIdentifiers(db) }
         try migrator.migrate(database)
         return migrator.migrations.filter { !before.contains($0) }
@@ -298,12 +301,13 @@ public final class SQLiteStore: Store {
             do {
                 try db.execute(sql: """
                     INSERT INTO keys (id, name, hash_hex, prefix, user_id, team_id, org_id, allowed_models,
-                                      expires_at, revoked_at, rpm, tpm, created_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                      expires_at, revoked_at, rpm, tpm, created_at, role)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """, arguments: [
                         key.id, key.name, key.hashHex, key.prefix, key.userID, key.teamID, key.orgID,
                         key.allowedModels.map(JSONText.array), key.expiresAt?.epochMilliseconds,
                         key.revokedAt?.epochMilliseconds, key.rpm, key.tpm, key.createdAt.epochMilliseconds,
+                        key.role.rawValue,
                     ])
             } catch let error as DatabaseError where error.extendedResultCode == .SQLITE_CONSTRAINT_FOREIGNKEY {
                 throw StoreError.invalid("key \(key.id) names a user, team or org that does not exist")
@@ -647,7 +651,8 @@ extension KeyRecord {
                   allowedModels: try JSONText.decodeArray(row["allowed_models"]),
                   expiresAt: expiresAt.map(Date.init(epochMilliseconds:)),
                   revokedAt: revokedAt.map(Date.init(epochMilliseconds:)),
-                  rpm: row["rpm"], tpm: row["tpm"], createdAt: Date(epochMilliseconds: row["created_at"]))
+                  rpm: row["rpm"], tpm: row["tpm"], createdAt: Date(epochMilliseconds: row["created_at"]),
+                  role: try KeyRecord.role(row["role"]))
     }
 }
 
@@ -709,5 +714,13 @@ extension BudgetRecord {
             forecastExceededAt: (row["forecast_crossed_at"] as Int64?).map(Date.init(epochMilliseconds:)),
             forecastWindowStart: (row["forecast_window_start"] as Int64?).map(Date.init(epochMilliseconds:)),
             createdAt: Date(epochMilliseconds: row["created_at"]), updatedAt: Date(epochMilliseconds: row["updated_at"]))
+    }
+}
+
+extension KeyRecord {
+    /// A stored role; one this version does not know is refused rather than read as a client key.
+    static func role(_ text: String) throws -> KeyRole {
+        guard let role = KeyRole(rawValue: text) else { throw StoreError.invalid("a key has the unknown role '\(text)'") }
+        return role
     }
 }

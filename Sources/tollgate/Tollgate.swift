@@ -169,9 +169,12 @@ struct Keys: AsyncParsableCommand {
         @Option(help: "A name for the key.") var name: String?
         @Option(help: "Comma-separated models or routes the key may use (default: all).") var models: String?
         @Option(help: "Expiry, RFC 3339 (e.g. 2026-12-31T00:00:00Z).") var expires: String?
+        @Flag(help: "A read-only viewer key: the dashboard, /metrics and the admin API's reports; it calls no model.")
+        var viewer = false
         @OptionGroup var connection: AdminConnection
         func run() async throws {
             var body: [String: Any] = [:]
+            if viewer { body["role"] = "viewer" }
             if let user { body["user"] = user }
             if let team { body["team"] = team }
             if let name { body["name"] = name }
@@ -181,7 +184,11 @@ struct Keys: AsyncParsableCommand {
             if connection.json {
                 connection.print(data, object, columns: [])
             } else {
-                Swift.print("Created key \(AdminConnection.text(object["id"])) for \(AdminConnection.text(object["user"] ?? object["team"])).")
+                if viewer {
+                    Swift.print("Created viewer key \(AdminConnection.text(object["id"])): it reads the dashboard, /metrics and the reports.")
+                } else {
+                    Swift.print("Created key \(AdminConnection.text(object["id"])) for \(AdminConnection.text(object["user"] ?? object["team"])).")
+                }
                 Swift.print("The key is shown once; store it now:\n\n    \(AdminConnection.text(object["key"]))\n")
             }
         }
@@ -191,7 +198,7 @@ struct Keys: AsyncParsableCommand {
         @OptionGroup var connection: AdminConnection
         func run() async throws {
             let (data, object) = try await connection.call("GET", "/admin/keys")
-            connection.print(data, object, columns: ["id", "name", "prefix", "user", "team", "models", "expires_at", "revoked_at"])
+            connection.print(data, object, columns: ["id", "name", "role", "prefix", "user", "team", "models", "expires_at", "revoked_at"])
         }
     }
 

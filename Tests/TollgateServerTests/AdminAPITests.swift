@@ -38,11 +38,12 @@ final class AdminHarness {
     }
 
     /// The answer's status and JSON object.
-    func send(_ method: HTTPRequest.Method, _ path: String, _ body: [String: Any]? = nil) async throws -> (status: Int, json: [String: Any]) {
+    func send(_ method: HTTPRequest.Method, _ path: String, _ body: [String: Any]? = nil,
+              bearer: String = AdminHarness.adminKey) async throws -> (status: Int, json: [String: Any]) {
         let bytes = try body.map { try JSONSerialization.data(withJSONObject: $0) } ?? Data()
         let request = Request(
             head: HTTPRequest(method: method, scheme: "http", authority: "localhost", path: path,
-                              headerFields: [.authorization: "Bearer \(Self.adminKey)", .contentType: "application/json"]),
+                              headerFields: [.authorization: "Bearer \(bearer)", .contentType: "application/json"]),
             body: RequestBody(buffer: ByteBuffer(bytes: bytes)))
         let context = BasicRequestContext(source: ApplicationRequestContextSource(channel: EmbeddedChannel(), logger: Logger(label: "tollgate.test")))
         let response = try await responder.respond(to: request, context: context)

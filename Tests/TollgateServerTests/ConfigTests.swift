@@ -212,6 +212,13 @@ struct ConfigTests {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let path = directory.appendingPathComponent("tollgate.yaml").path
+        try "metrics: { public: true, per_user: true }\n".write(toFile: path, atomically: true, encoding: .utf8)
+        let metrics = try GatewayConfig.load(path: path, environment: [:]).metrics
+        #expect(metrics.enabled && metrics.isPublic && metrics.perUser)
+        #expect(GatewayConfig().metrics == GatewayConfig.MetricsConfig(enabled: true, isPublic: false, perUser: false))
+        try "metrics: { enabled: false }\n".write(toFile: path, atomically: true, encoding: .utf8)
+        #expect(try GatewayConfig.load(path: path, environment: [:]).metrics.enabled == false)
+
         try "ledger:\n  flush_ms: 250\n".write(toFile: path, atomically: true, encoding: .utf8)
         #expect(try GatewayConfig.load(path: path, environment: [:]).ledger.flushMs == 250)
 
@@ -227,7 +234,9 @@ struct ConfigTests {
 
     @Test("every refusal names file, line, field and what was wrong", arguments: [
         // unknown keys
-        ("modles: []", #"tollgate.yaml:1: modles: unknown key (expected one of server, database, ledger, models, routes, budgets, rate_limits, webhooks, forecasts, log)"#),
+        ("modles: []", #"tollgate.yaml:1: modles: unknown key (expected one of server, database, ledger, models, routes, budgets, rate_limits, webhooks, forecasts, metrics, log)"#),
+        ("metrics: { public: true, labels: [user] }", #"tollgate.yaml:1: metrics.labels: unknown key (expected one of enabled, public, per_user)"#),
+        ("metrics:\n  public: yes", #"tollgate.yaml:2: metrics.public: expected true or false, got "yes""#),
         ("forecasts: { window_days: 14, every_ms: 1000 }", #"tollgate.yaml:1: forecasts.every_ms: unknown key (expected one of window_days, check_ms)"#),
         ("forecasts: { window_days: 2 }", #"tollgate.yaml:1: forecasts.window_days: expected an integer from 3 to 366, got "2""#),
         ("server:\n  host: 0.0.0.0\n  prot: 4001", #"tollgate.yaml:3: server.prot: unknown key (expected one of host, port, max_body_bytes, timeouts, request_head_timeout_ms)"#),

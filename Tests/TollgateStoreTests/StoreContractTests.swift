@@ -146,11 +146,16 @@ struct StoreContract {
             let alice = try store.createUser(name: "alice", team: nil)
             let limited = key("key_a", name: "ci", orgID: org.id, userID: alice.id, models: ["gpt-4o-mini", "auto"])
             let open = key("key_b", name: nil, orgID: org.id)
-            let another = key("key_c", name: nil, orgID: org.id)
+            var viewer = key("key_c", name: nil, orgID: org.id)
+            viewer.role = .viewer
             try store.insertKey(limited)
             try store.insertKey(open)
-            try store.insertKey(another)
-            #expect(try store.listKeys() == [limited, open, another])
+            try store.insertKey(viewer)
+            #expect(try store.listKeys() == [limited, open, viewer])
+            #expect(try store.listKeys().map(\.role) == [.client, .client, .viewer])
+            var seen: [KeyRole] = []
+            try store.forEachKey { seen.append($0.role) }
+            #expect(seen == [.client, .client, .viewer])
         }
     }
 

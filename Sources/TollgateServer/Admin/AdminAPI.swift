@@ -29,7 +29,12 @@ struct AdminError: HTTPResponseError {
     }
 
     func response(from request: Request, context: some RequestContext) throws -> Response {
-        let type = status == .unauthorized ? "authentication_error" : status == .notFound ? "not_found_error" : "invalid_request_error"
+        let type = switch status {
+        case .unauthorized: "authentication_error"
+        case .forbidden: "permission_error"
+        case .notFound: "not_found_error"
+        default: "invalid_request_error"
+        }
         let body = JSONValue.object([("error", .object([
             ("message", .string(message)), ("type", .string(type)), ("code", .string(code)), ("param", .string(param)),
         ]))])
@@ -52,6 +57,8 @@ struct AdminAPI: Sendable {
     let adminKey: AdminCredential
     let databaseKind: String
     let traffic: TrafficLog
+
+    var access: AdminAccess { AdminAccess(adminKey: adminKey, keys: keys, clock: clock) }
 
     func addRoutes(to router: Router<BasicRequestContext>) {
         router.get("/health") { _, _ in
@@ -78,7 +85,7 @@ struct AdminAPI: Sendable {
             if databaseKind == "postgres" { members.append(("database_round_trips", .int(PostgresStore.roundTrips))) }
             return AdminAPI.json(.object(members))
         }
-        let admin = router.group("admin").add(middleware: AdminAuthMiddleware(adminKey: adminKey))
+        let admin = router.group("admin").add(middleware: AdminAuthMiddleware(access: access))
         admin.post("orgs") { request, context in
             let body = try await AdminAPI.body(request, context)
             let org = try AdminAPI.storing { try store.createOrg(name: try body.newName()) }
@@ -145,7 +152,18 @@ struct AdminAPI: Sendable {
     private func createKey(_ body: AdminBody) throws -> Response {
         let userReference = try body.string("user")
         let teamReference = try body.string("team")
-        guard userReference != nil || teamReference != nil else {
+        let role = try body.string("role").map { text -> KeyRole in
+            guard let role = KeyRole(rawValue: text) else {
+                throw AdminError.badRequest("role must be 'client' (calls models) or 'viewer' (reads reports)", param: "role")
+            }
+            return role
+        } ?? .client
+        if role == .viewer {
+            // A viewer key reads reports: it calls no model, so it has neither a model list nor rate limits.
+            for field in ["models", "rpm", "tpm"] where body.has(field) {
+                throw AdminError.badRequest("A viewer key calls no model: '\(field)' does not apply to it.", param: field)
+            }
+        } else if userReference == nil && teamReference == nil {
             throw AdminError.badRequest("A key belongs to a user or a team: give 'user' or 'team'.", param: "user")
         }
         let name = try body.newOptionalName()
@@ -169,7 +187,7 @@ struct AdminAPI: Sendable {
             let orgID = try user?.orgID ?? team?.orgID ?? store.defaultOrg().id
             return KeyRecord(id: EntityID.make("key"), name: name, hashHex: "", prefix: "", userID: user?.id,
                              teamID: team?.id, orgID: orgID, allowedModels: models, expiresAt: expiresAt, revokedAt: nil,
-                             rpm: try body.int("rpm"), tpm: try body.int("tpm"), createdAt: Date())
+                             rpm: try body.int("rpm"), tpm: try body.int("tpm"), createdAt: Date(), role: role)
         }
         let plainKey = VirtualKey.generate()
         var stored = record
@@ -320,6 +338,7 @@ struct AdminAPI: Sendable {
         var members: [(String, JSONValue)] = [("id", .string(key.id))]
         if let plainKey { members.append(("key", .string(plainKey))) }
         members += [
+            ("role", .string(key.role.rawValue)),
             ("name", .string(key.name)), ("prefix", .string(key.prefix)), ("user_id", .string(key.userID)),
             ("user", .string(resolved.userName)), ("team_id", .string(key.teamID)), ("team", .string(resolved.teamName)),
             ("org_id", .string(key.orgID)), ("models", key.allowedModels.map { .array($0.map(JSONValue.string)) } ?? .null),
@@ -376,6 +395,12 @@ struct AdminAPI: Sendable {
 struct AdminBody {
     let members: [String: Any]
 
+    /// The field is present and not null.
+    func has(_ name: String) -> Bool {
+        guard let value = members[name] else { return false }
+        return !(value is NSNull)
+    }
+
     func string(_ name: String) throws -> String? {
         guard let value = members[name], !(value is NSNull) else { return nil }
         guard let text = value as? String else { throw AdminError.badRequest("\(name) must be a string", param: name) }
@@ -419,21 +444,6 @@ struct AdminBody {
         guard let value = members[name], !(value is NSNull) else { return nil }
         guard let list = value as? [String] else { throw AdminError.badRequest("\(name) must be a list of strings", param: name) }
         return list
-    }
-}
-
-struct AdminAuthMiddleware: RouterMiddleware {
-    typealias Context = BasicRequestContext
-    let adminKey: AdminCredential
-
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        guard let authorization = request.headers[.authorization], authorization.lowercased().hasPrefix("bearer "),
-              adminKey.accepts(authorization.dropFirst(7))
-        else {
-            throw AdminError(status: .unauthorized, code: "invalid_api_key",
-                             message: "The admin API needs 'Authorization: Bearer <admin key>'.", param: nil)
-        }
-        return try await next(request, context)
     }
 }
 

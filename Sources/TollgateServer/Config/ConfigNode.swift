@@ -136,6 +136,16 @@ struct ConfigNode {
         return value
     }
 
+    /// `true` or `false` (YAML 1.2's spelling: no `yes`/`on`, which read as strings elsewhere).
+    func boolean() throws(ConfigError) -> Bool {
+        let text = try text(expected: "true or false")
+        switch text {
+        case "true", "True", "TRUE": return true
+        case "false", "False", "FALSE": return false
+        default: throw failure("expected true or false, got \(ConfigError.quoted(text))")
+        }
+    }
+
     /// A share such as `strong_share` or `soft_threshold`: a ratio, not money, so a Double is exact enough.
     func fraction() throws(ConfigError) -> Double {
         let text = try text(expected: "a number")
@@ -245,6 +255,8 @@ struct ConfigMapping {
     }
 
     func amount(_ key: String) throws(ConfigError) -> Nanodollars? { try values[key]?.amount() }
+
+    func boolean(_ key: String) throws(ConfigError) -> Bool? { try values[key]?.boolean() }
 
     func fraction(_ key: String) throws(ConfigError) -> Double? { try values[key]?.fraction() }
 

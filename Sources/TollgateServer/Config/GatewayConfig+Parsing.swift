@@ -39,13 +39,14 @@ extension GatewayConfig {
 
     init(_ document: ConfigNode) throws(ConfigError) {
         let sections = try document.mapping(allowing: [
-            "server", "database", "ledger", "models", "routes", "budgets", "rate_limits", "webhooks", "forecasts", "log",
+            "server", "database", "ledger", "models", "routes", "budgets", "rate_limits", "webhooks", "forecasts", "metrics", "log",
         ])
         self.init()
         if let node = sections["server"] { server = try ServerSettings(node) }
         if let node = sections["database"] { database = try DatabaseSettings(node) }
         if let node = sections["ledger"] { ledger = try LedgerSettings(node) }
         if let node = sections["forecasts"] { forecasts = try ForecastConfig(node) }
+        if let node = sections["metrics"] { metrics = try MetricsConfig(node) }
         if let node = sections["log"] {
             let fields = try node.mapping(allowing: ["format", "level"])
             log = LogSettings(format: try fields.choice("format") ?? .text, level: try fields.choice("level"))
@@ -122,6 +123,16 @@ extension GatewayConfig.ForecastConfig {
         self.init()
         windowDays = try fields.integer("window_days", in: 3...366) ?? windowDays
         checkMs = try fields.integer("check_ms", in: 100...86_400_000) ?? checkMs
+    }
+}
+
+extension GatewayConfig.MetricsConfig {
+    init(_ node: ConfigNode) throws(ConfigError) {
+        let fields = try node.mapping(allowing: ["enabled", "public", "per_user"])
+        self.init()
+        enabled = try fields.boolean("enabled") ?? enabled
+        isPublic = try fields.boolean("public") ?? isPublic
+        perUser = try fields.boolean("per_user") ?? perUser
     }
 }
 

@@ -15,13 +15,16 @@ public struct GatewayConfig: Hashable, Sendable {
     public var rateLimits: [RateLimitConfig]
     public var webhooks: WebhookConfig?
     public var forecasts: ForecastConfig
+    public var metrics: MetricsConfig
     public var log: LogSettings
 
     public init(server: ServerSettings = ServerSettings(), database: DatabaseSettings = DatabaseSettings(),
                 ledger: LedgerSettings = LedgerSettings(), models: [ModelConfig] = [], routes: [RouteConfig] = [],
                 budgets: [BudgetConfig] = [], rateLimits: [RateLimitConfig] = [], webhooks: WebhookConfig? = nil,
-                forecasts: ForecastConfig = ForecastConfig(), log: LogSettings = LogSettings()) {
+                forecasts: ForecastConfig = ForecastConfig(), metrics: MetricsConfig = MetricsConfig(),
+                log: LogSettings = LogSettings()) {
         self.log = log
+        self.metrics = metrics
         self.forecasts = forecasts
         self.server = server
         self.database = database
@@ -146,6 +149,25 @@ extension GatewayConfig {
         public init(windowDays: Int = 14, checkMs: Int = 300_000) {
             self.windowDays = windowDays
             self.checkMs = checkMs
+        }
+    }
+}
+
+extension GatewayConfig {
+    /// Prometheus metrics at `GET /metrics`.
+    public struct MetricsConfig: Hashable, Sendable {
+        /// Off: nothing is counted on the request path and `/metrics` answers 404.
+        public var enabled: Bool
+        /// Open to anyone who reaches the port; otherwise the admin key or a viewer key is needed.
+        public var isPublic: Bool
+        /// Adds per-user series (requests and cost by user and team, user and key budgets): as many series as
+        /// people, so off unless asked for.
+        public var perUser: Bool
+
+        public init(enabled: Bool = true, isPublic: Bool = false, perUser: Bool = false) {
+            self.enabled = enabled
+            self.isPublic = isPublic
+            self.perUser = perUser
         }
     }
 }

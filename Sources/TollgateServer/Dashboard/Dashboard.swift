@@ -16,9 +16,8 @@ struct Dashboard: Sendable {
     let health: DeploymentHealth
     let calibrations: RouterCalibrations
     let clock: GatewayClock
-    let adminKey: AdminCredential
-    /// The role of a viewer key presented, or nil (viewer keys come with the admin API's keys).
-    let viewer: @Sendable (String) -> DashboardRole?
+    /// The admin key and the viewer keys.
+    let access: AdminAccess
     let forecasts: BudgetForecasts
     let templates: MustacheLibrary
     let stylesheet: ByteBuffer
@@ -105,13 +104,13 @@ struct Dashboard: Sendable {
         }
         let session = DashboardSession(role: role, expiresAt: clock.now().addingTimeInterval(DashboardSession.lifetime))
         var response = redirect(next)
-        response.headers[.setCookie] = "\(DashboardSession.cookieName)=\(session.cookieValue(secret: adminKey.sessionSecret())); "
+        response.headers[.setCookie] = "\(DashboardSession.cookieName)=\(session.cookieValue(secret: access.adminKey.sessionSecret())); "
             + "Path=/dashboard; Max-Age=\(Int(DashboardSession.lifetime)); HttpOnly; SameSite=Strict"
         return response
     }
 
     private func role(of key: String) -> DashboardRole? {
-        adminKey.accepts(key) ? .admin : viewer(key)
+        access.role(of: key)
     }
 
     /// A bearer key, else the session cookie (whose viewer key must still be valid).
@@ -120,7 +119,8 @@ struct Dashboard: Sendable {
             return role(of: String(authorization.dropFirst(7)))
         }
         guard let cookie = request.cookies[DashboardSession.cookieName]?.value,
-              let session = DashboardSession(cookie: cookie, secret: adminKey.sessionSecret(), now: clock.now())
+              let session = DashboardSession(cookie: cookie, secret: access.adminKey.sessionSecret(), now: clock.now()),
+              access.stillValid(session.role)
         else { return nil }
         return session.role
     }

@@ -10,6 +10,8 @@ final class DeploymentHealth: Sendable {
         var inFlight = 0
         var requests = 0
         var failures = 0
+        /// Times the breaker opened.
+        var trips = 0
         var lastError: String?
         var lastFailureAt: Date?
     }
@@ -51,7 +53,9 @@ final class DeploymentHealth: Sendable {
 
     func recordFailure(_ id: String, error: String, at now: Date) {
         update(id) { entry in
+            let wasOpen = entry.breaker.state == .open
             entry.breaker.recordFailure(at: now)
+            if !wasOpen && entry.breaker.state == .open { entry.trips += 1 }
             entry.failures += 1
             entry.lastError = error
             entry.lastFailureAt = now

@@ -28,9 +28,12 @@ final class Gateway: Sendable {
     let settings: ProxySettings
     let logger: Logger
     let traffic: TrafficLog
+    /// Prometheus metrics; nil when `metrics.enabled` is false (nothing is counted then).
+    let metrics: GatewayMetrics?
 
     init(models: ModelRegistry, keys: KeyIndex, admission: Admission, budgets: BudgetLedger, clock: GatewayClock, ledger: LedgerWriter, pools: UpstreamPools, settings: ProxySettings,
-         logger: Logger) {
+         logger: Logger, metrics: GatewayMetrics? = nil) {
+        self.metrics = metrics
         self.models = models
         self.calibrations = RouterCalibrations(routes: models.routes.values)
         self.keys = keys

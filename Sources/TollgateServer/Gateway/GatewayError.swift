@@ -8,6 +8,8 @@ import TollgateProviders
 enum GatewayError: Error, Equatable {
     case invalidAPIKey(reason: String)
     case modelNotAllowed(model: String)
+    /// A viewer key reads reports; it calls no model.
+    case viewerKey
     case modelNotFound(model: String)
     case invalidRequest(message: String, param: String?)
     case bodyTooLarge(limit: Int)
@@ -29,7 +31,7 @@ enum GatewayError: Error, Equatable {
     var status: HTTPResponseStatus {
         switch self {
         case .invalidAPIKey: .unauthorized
-        case .modelNotAllowed: .forbidden
+        case .modelNotAllowed, .viewerKey: .forbidden
         case .modelNotFound, .notFound: .notFound
         case .invalidRequest: .badRequest
         case .bodyTooLarge: .payloadTooLarge
@@ -46,7 +48,7 @@ enum GatewayError: Error, Equatable {
     var type: String {
         switch self {
         case .invalidAPIKey: "authentication_error"
-        case .modelNotAllowed: "permission_error"
+        case .modelNotAllowed, .viewerKey: "permission_error"
         case .modelNotFound, .notFound: "not_found_error"
         case .invalidRequest, .bodyTooLarge, .methodNotAllowed: "invalid_request_error"
         case .upstreamFault: "upstream_error"
@@ -63,6 +65,7 @@ enum GatewayError: Error, Equatable {
         switch self {
         case .invalidAPIKey: "invalid_api_key"
         case .modelNotAllowed: "model_not_allowed"
+        case .viewerKey: "viewer_key"
         case .modelNotFound: "model_not_found"
         case .notFound: "unknown_url"
         case .invalidRequest: "invalid_request_error"
@@ -90,6 +93,7 @@ enum GatewayError: Error, Equatable {
         switch self {
         case .invalidAPIKey(let reason): reason
         case .modelNotAllowed(let model): "This key may not use the model '\(model)'."
+        case .viewerKey: "This is a viewer key: it reads the dashboard, /metrics and the admin reports, and cannot call models."
         case .modelNotFound(let model): "The model '\(model)' does not exist on this gateway."
         case .invalidRequest(let message, _): message
         case .bodyTooLarge(let limit): "The request body is larger than the limit of \(limit) bytes."

@@ -50,6 +50,8 @@ final class KeyIndex: Sendable {
     }
 
     private let table = Mutex(Table())
+    /// Viewer keys by id (a few): a dashboard session names its key by id and is checked on every page.
+    private let viewers = Mutex([String: ResolvedKey]())
 
     enum Lookup {
         case valid(ResolvedKey)
@@ -61,13 +63,19 @@ final class KeyIndex: Sendable {
         var fresh = Table()
         fresh.slots.reserveCapacity(entries.count)
         fresh.entries.reserveCapacity(entries.count)
-        for (digest, entry) in entries { fresh.put(digest, entry) }
+        var freshViewers: [String: ResolvedKey] = [:]
+        for (digest, entry) in entries {
+            fresh.put(digest, entry)
+            if entry.record.role == .viewer { freshViewers[entry.record.id] = entry }
+        }
         table.withLock { $0 = fresh }
+        viewers.withLock { $0 = freshViewers }
     }
 
     func upsert(_ entry: ResolvedKey) {
         guard let (digest, entry) = Self.indexed(entry) else { return }
         table.withLock { $0.put(digest, entry) }
+        if entry.record.role == .viewer { viewers.withLock { $0[entry.record.id] = entry } }
     }
 
     /// The entry's digest, and the entry without its hex hash: the digest is the table's key, no second copy
@@ -79,9 +87,29 @@ final class KeyIndex: Sendable {
 
     func markRevoked(hashHex: String, at date: Date) {
         guard let digest = Digest256(hex: hashHex) else { return }
-        table.withLock { table in
-            if let slot = table.slots[digest] { table.entries[Int(slot)] = table.entries[Int(slot)].with { $0.revokedAt = date } }
+        let revoked = table.withLock { table -> ResolvedKey? in
+            guard let slot = table.slots[digest] else { return nil }
+            let revoked = table.entries[Int(slot)].with { $0.revokedAt = date }
+            table.entries[Int(slot)] = revoked
+            return revoked
         }
+        if let revoked, revoked.record.role == .viewer { viewers.withLock { $0[revoked.record.id] = revoked } }
+    }
+
+    /// The viewer key with this id, while it is neither revoked nor expired.
+    func viewer(id: String, now: Date) -> ResolvedKey? {
+        guard let entry = viewers.withLock({ $0[id] }), Self.isLive(entry, now: now) else { return nil }
+        return entry
+    }
+
+    /// The key presented, when it is a live viewer key.
+    func viewer(plainKey: some StringProtocol, now: Date) -> ResolvedKey? {
+        guard case .valid(let entry) = authenticate(plainKey: plainKey, now: now), entry.record.role == .viewer else { return nil }
+        return entry
+    }
+
+    private static func isLive(_ entry: ResolvedKey, now: Date) -> Bool {
+        entry.record.revokedAt == nil && (entry.record.expiresAt.map { $0 > now } ?? true)
     }
 
     var count: Int { table.withLock { $0.entries.count } }

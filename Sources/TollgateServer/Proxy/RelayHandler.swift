@@ -227,6 +227,10 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         }
         switch gateway.keys.authenticate(digest: digest(of: presented), now: gateway.clock.now()) {
         case .valid(let key):
+            guard key.record.role == .client else {
+                refuse(exchange, .viewerKey, record: false)
+                return nil
+            }
             exchange.key = key
             return key
         case .refused(let key, let reason):
@@ -1041,6 +1045,7 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             settlements = gateway.budgets.settle(reservation, actualUSD: record.cost, actualTokens: tokens, requestID: record.id,
                                                  now: gateway.clock.now())
         }
+        gateway.metrics?.record(record)
         gateway.ledger.enqueue(record, settling: settlements)
     }
 

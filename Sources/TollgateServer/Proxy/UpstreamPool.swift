@@ -168,6 +168,14 @@ final class UpstreamPool {
 
     var openConnections: Int { open.count }
 
+    /// Open and idle connections per target, for `/metrics`.
+    func connectionCounts() -> [UpstreamTarget: (open: Int, idle: Int)] {
+        var counts: [UpstreamTarget: (open: Int, idle: Int)] = [:]
+        for connection in open.values { counts[connection.target, default: (0, 0)].open += 1 }
+        for (target, connections) in idle { counts[target, default: (0, 0)].idle += connections.count }
+        return counts
+    }
+
     /// Calls back (on this loop) with an idle connection to `target`, or a new one.
     func acquire(_ target: UpstreamTarget, connectTimeout: TimeAmount,
                  _ completion: @escaping (Result<UpstreamConnection, any Error>) -> Void) {
@@ -257,6 +265,19 @@ final class UpstreamPools: Sendable {
     /// The pool of `eventLoop`; call only on that loop.
     func pool(for eventLoop: any EventLoop) -> UpstreamPool? {
         pools[ObjectIdentifier(eventLoop)]?.value
+    }
+
+    /// Open and idle connections per target, summed over the loops (each counted on its own loop).
+    func connectionCounts() async -> [UpstreamTarget: (open: Int, idle: Int)] {
+        var total: [UpstreamTarget: (open: Int, idle: Int)] = [:]
+        for (_, bound) in pools {
+            guard let counts = try? await bound.eventLoop.submit({ bound.value.connectionCounts() }).get() else { continue }
+            for (target, count) in counts {
+                total[target, default: (0, 0)].open += count.open
+                total[target, default: (0, 0)].idle += count.idle
+            }
+        }
+        return total
     }
 
     func closeAll() async {
