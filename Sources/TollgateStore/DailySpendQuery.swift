@@ -25,6 +25,21 @@ enum DailySpendQuery {
         }
     }
 
+    /// The parts of [from, to) read from the per-day rollups (whole UTC days, when the zone's days are UTC days)
+    /// and from the ledger's rows (the rest).
+    static func plan(from: Date, to: Date, timeZone: TimeZone) -> RollupPlan {
+        let utc = timeZone.secondsFromGMT(for: from) == 0 && timeZone.secondsFromGMT(for: to) == 0
+            && timeZone.nextDaylightSavingTimeTransition(after: from).map { $0 >= to } ?? true
+        return RollupPlan(from: from, to: to, localDays: !utc)
+    }
+
+    /// The rollup rows' day as a quarter hour (a UTC day starts on one).
+    static let rollupSelect = """
+        SELECT day / \(quarterHourMilliseconds) AS quarter, SUM(cost_nanos) AS usd,
+               SUM(input_tokens + cached_input_tokens + cache_write_tokens + output_tokens) AS tokens
+        FROM spend_daily
+        """
+
     static func days(_ quarters: [Quarter], from: Date, to: Date, timeZone: TimeZone) -> [DaySpend] {
         guard to > from else { return [] }
         let days = LocalDays(timeZone: timeZone)

@@ -279,27 +279,44 @@ public final class PostgresStore: Store {
 
     public func dailySpend(scope: BudgetScope, subjectID: String, model: String?, from: Date, to: Date,
                            timeZone: TimeZone) throws -> [DaySpend] {
-        var binds = PostgresBindings()
-        binds.append(subjectID)
-        binds.append(from.epochMilliseconds)
-        binds.append(to.epochMilliseconds)
-        var sql = """
-            SELECT created_at / \(DailySpendQuery.quarterHourMilliseconds) AS quarter, SUM(cost_nanos)::bigint AS usd,
-                   SUM(input_tokens + cached_input_tokens + cache_write_tokens + output_tokens)::bigint AS tokens
-            FROM requests WHERE \(DailySpendQuery.column(scope)) = $1 AND created_at >= $2 AND created_at < $3
-            """
-        if let model {
-            binds.append(model)
-            sql += " AND model = $4"
+        guard to > from else { return [] }
+        let column = DailySpendQuery.column(scope)
+        let plan = DailySpendQuery.plan(from: from, to: to, timeZone: timeZone)
+        var reads: [(String, Int64, Int64)] = plan.raw.map { low, high in
+            ("""
+             SELECT created_at / \(DailySpendQuery.quarterHourMilliseconds) AS quarter, SUM(cost_nanos)::bigint AS usd,
+                    SUM(input_tokens + cached_input_tokens + cache_write_tokens + output_tokens)::bigint AS tokens
+             FROM requests WHERE \(column) = $1 AND created_at >= $2 AND created_at < $3
+             """, low ?? from.epochMilliseconds, high ?? to.epochMilliseconds)
         }
-        sql += " GROUP BY quarter ORDER BY quarter"
-        let query = PostgresQuery(unsafeSQL: sql, binds: binds)
+        // Whole UTC days come from the rollups, not from the month's ledger rows.
+        if let (low, high) = plan.rollup {
+            reads.append(("""
+                SELECT day / \(DailySpendQuery.quarterHourMilliseconds) AS quarter, SUM(cost_nanos)::bigint AS usd,
+                       SUM(input_tokens + cached_input_tokens + cache_write_tokens + output_tokens)::bigint AS tokens
+                FROM spend_daily WHERE \(column) = $1 AND day >= $2 AND day < $3
+                """, low ?? from.epochMilliseconds, high ?? to.epochMilliseconds))
+        }
         let quarters = try pool.withConnection { session in
-            try session.query(query).map { row in
-                DailySpendQuery.Quarter(index: try row.get("quarter"), usd: try row.get("usd"), tokens: try row.get("tokens"))
+            var quarters: [DailySpendQuery.Quarter] = []
+            for (sql, low, high) in reads {
+                var binds = PostgresBindings()
+                binds.append(subjectID)
+                binds.append(low)
+                binds.append(high)
+                var text = sql
+                if let model {
+                    binds.append(model)
+                    text += " AND model = $4"
+                }
+                text += " GROUP BY quarter ORDER BY quarter"
+                for row in try session.query(PostgresQuery(unsafeSQL: text, binds: binds)) {
+                    quarters.append(DailySpendQuery.Quarter(index: try row.get("quarter"), usd: try row.get("usd"), tokens: try row.get("tokens")))
+                }
             }
+            return quarters
         }
-        return DailySpendQuery.days(quarters, from: from, to: to, timeZone: timeZone)
+        return DailySpendQuery.days(quarters.sorted { $0.index < $1.index }, from: from, to: to, timeZone: timeZone)
     }
 
     public func spendSince(_ since: Date, scope: String, subjectID: String, model: String?) throws -> LedgerSpend {

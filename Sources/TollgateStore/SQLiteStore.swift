@@ -426,23 +426,37 @@ public final class SQLiteStore: Store {
 
     public func dailySpend(scope: BudgetScope, subjectID: String, model: String?, from: Date, to: Date,
                            timeZone: TimeZone) throws -> [DaySpend] {
-        var sql = """
-            SELECT created_at / \(DailySpendQuery.quarterHourMilliseconds) AS quarter, SUM(cost_nanos) AS usd,
-                   SUM(input_tokens + cached_input_tokens + cache_write_tokens + output_tokens) AS tokens
-            FROM requests WHERE \(DailySpendQuery.column(scope)) = ? AND created_at >= ? AND created_at < ?
-            """
-        var arguments: StatementArguments = [subjectID, from.epochMilliseconds, to.epochMilliseconds]
-        if let model {
-            sql += " AND model = ?"
-            arguments += [model]
+        guard to > from else { return [] }
+        let column = DailySpendQuery.column(scope)
+        let plan = DailySpendQuery.plan(from: from, to: to, timeZone: timeZone)
+        var reads: [(sql: String, arguments: StatementArguments)] = []
+        for (low, high) in plan.raw {
+            reads.append(("""
+                SELECT created_at / \(DailySpendQuery.quarterHourMilliseconds) AS quarter, SUM(cost_nanos) AS usd,
+                       SUM(input_tokens + cached_input_tokens + cache_write_tokens + output_tokens) AS tokens
+                FROM requests WHERE \(column) = ? AND created_at >= ? AND created_at < ?
+                """, [subjectID, low ?? from.epochMilliseconds, high ?? to.epochMilliseconds]))
         }
-        sql += " GROUP BY quarter ORDER BY quarter"
-        let quarters = try database.read { db in
-            try Row.fetchAll(db, sql: sql, arguments: arguments).map { row in
-                DailySpendQuery.Quarter(index: row["quarter"], usd: row["usd"], tokens: row["tokens"])
+        // Whole UTC days come from the rollups: a month of an org's traffic is a few thousand rollup rows, not
+        // the million rows of the ledger.
+        if let (low, high) = plan.rollup {
+            reads.append((DailySpendQuery.rollupSelect + " WHERE \(column) = ? AND day >= ? AND day < ?",
+                          [subjectID, low ?? from.epochMilliseconds, high ?? to.epochMilliseconds]))
+        }
+        var quarters: [DailySpendQuery.Quarter] = []
+        try database.read { db in
+            for var read in reads {
+                if let model {
+                    read.sql += " AND model = ?"
+                    read.arguments += [model]
+                }
+                read.sql += " GROUP BY quarter ORDER BY quarter"
+                for row in try Row.fetchAll(db, sql: read.sql, arguments: read.arguments) {
+                    quarters.append(DailySpendQuery.Quarter(index: row["quarter"], usd: row["usd"], tokens: row["tokens"]))
+                }
             }
         }
-        return DailySpendQuery.days(quarters, from: from, to: to, timeZone: timeZone)
+        return DailySpendQuery.days(quarters.sorted { $0.index < $1.index }, from: from, to: to, timeZone: timeZone)
     }
 
     public func spendSince(_ since: Date, scope: String, subjectID: String, model: String?) throws -> LedgerSpend {

@@ -503,6 +503,12 @@ struct StoreContract {
             let toUTC = try instant("2026-12-18T00:00:00Z")
             #expect(try store.dailySpend(scope: .org, subjectID: "org_1", model: nil, from: fromUTC, to: toUTC, timeZone: utc)
                     == [day(14, 1001, 2), day(15, 14, 3), day(17, 2016, 2)])
+            // Whole UTC days are read from the rollups and the cut days at either end from the rows: the same sums.
+            #expect(try store.dailySpend(scope: .org, subjectID: "org_1", model: "a", from: try instant("2026-12-14T04:59:59Z"),
+                                         to: try instant("2026-12-17T04:30:00Z"), timeZone: utc)
+                    == [day(14, 1001, 2), day(15, 12, 2), day(17, 16, 1)])
+            #expect(try store.dailySpend(scope: .user, subjectID: "u1", model: nil, from: try instant("2026-12-15T00:00:00Z"),
+                                         to: try instant("2026-12-15T05:00:00Z"), timeZone: utc) == [day(15, 2, 1)])
             #expect(try store.dailySpend(scope: .key, subjectID: "nobody", model: nil, from: from, to: to, timeZone: newYork) == [])
         }
     }
