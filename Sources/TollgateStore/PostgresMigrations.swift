@@ -166,6 +166,15 @@ struct PostgresMigration: Sendable {
             "ALTER TABLE budgets ADD COLUMN forecast_window_start BIGINT",
         ]),
         PostgresMigration(version: 4, name: "per-day spend rollups", statements: PostgresStore.rollupStatements),
+        // Version 5 is taken by a change landing beside this one.
+        PostgresMigration(version: 6, name: "usage facts", statements: [
+            "ALTER TABLE requests ADD COLUMN client TEXT NOT NULL DEFAULT 'other'",
+            "ALTER TABLE requests ADD COLUMN session_id TEXT",
+            "ALTER TABLE requests ADD COLUMN session_fingerprint BIGINT NOT NULL DEFAULT 0",
+            "ALTER TABLE requests ADD COLUMN tools_offered INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE requests ADD COLUMN tool_results BOOLEAN NOT NULL DEFAULT FALSE",
+            "ALTER TABLE requests ADD COLUMN messages INTEGER NOT NULL DEFAULT 0",
+        ]),
     ]
 
     /// Rows the migration writes after its statements.
