@@ -19,7 +19,10 @@ from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from cli import tollgate
-from conftest import expected_anthropic_cost, expected_cost, fmt_money, gateway_config, nonce, start_gateway
+import pytest
+
+from conftest import (expected_anthropic_cost, expected_cost, fmt_money, fresh_pg_database, gateway_config, nonce,
+                      requires_pg, start_gateway)
 
 CLAUDE_HEADERS = {"User-Agent": "claude-cli/2.0.62 (external, cli)", "x-app": "cli",
                   "anthropic-beta": "claude-code-20250219"}
@@ -69,8 +72,10 @@ class Tally:
         self.days.add(day)
 
 
-def test_usage_report_sessions_clients_and_agentic_use(tmp_path, fake):
-    gw = start_gateway(tmp_path / "gw", gateway_config(fake.port), {"TOLLGATE_TEST_CLOCK": "1"})
+@pytest.mark.parametrize("database", ["sqlite", pytest.param("postgres", marks=requires_pg)])
+def test_usage_report_sessions_clients_and_agentic_use(tmp_path, fake, database):
+    db = fresh_pg_database() if database == "postgres" else None
+    gw = start_gateway(tmp_path / "gw", gateway_config(fake.port), {"TOLLGATE_TEST_CLOCK": "1"}, db=db)
     try:
         n = nonce()
         team = f"eng-{n}"
