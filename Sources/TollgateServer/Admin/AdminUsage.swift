@@ -60,7 +60,7 @@ extension AdminAPI {
     private static let reportQueue = DispatchQueue(label: "tollgate.usage-reports")
 
     /// Runs a store read that may take seconds (a month of the ledger) on a queue of its own, off Hummingbird's
-    /// executor.
+    /// executor. Serial: reports asked for at once take turns instead of taking both cores from the relay.
     static func offRequestLoop<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
             reportQueue.async {
