@@ -28,9 +28,10 @@ sys.path.insert(0, str(HERE.parent / "tests" / "e2e"))
 import seed_ledger  # noqa: E402
 
 ADMIN = "bench-admin-key"
-PAGES = ["/dashboard", "/dashboard/people", "/dashboard/models", "/dashboard/routing", "/dashboard/requests",
+PAGES = ["/dashboard", "/dashboard/people", "/dashboard/adoption", "/dashboard/models", "/dashboard/routing", "/dashboard/requests",
          "/dashboard/requests?user=user-7", "/dashboard/requests?model=claude-sonnet-4-5&status=502",
-         "/dashboard/deployments", "/admin/spend?group_by=user", "/admin/spend?group_by=day"]
+         "/dashboard/deployments", "/admin/spend?group_by=user", "/admin/spend?group_by=day",
+         "/admin/usage?group_by=user", "/admin/usage/trend"]
 
 
 def free_port() -> int:

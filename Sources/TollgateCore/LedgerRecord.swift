@@ -27,6 +27,8 @@ public struct LedgerRecord: Hashable, Sendable {
     public var stream: Bool
     public var tags: [String]
     public var agentic: Bool
+    /// Client, session and the request's shape, for the usage report.
+    public var facts: UsageFacts
     public var route: String?
     public var routeReason: String?
     public var error: String?
@@ -36,14 +38,14 @@ public struct LedgerRecord: Hashable, Sendable {
                 requestedModel: String? = nil, model: String? = nil, provider: String? = nil,
                 usage: Usage = Usage(), usageEstimated: Bool = false, cost: Nanodollars = .zero,
                 baselineCost: Nanodollars? = nil, status: Int, latencyMs: Int, ttftMs: Int? = nil,
-                stream: Bool = false, tags: [String] = [], agentic: Bool = false, route: String? = nil,
+                stream: Bool = false, tags: [String] = [], agentic: Bool = false, facts: UsageFacts = UsageFacts(), route: String? = nil,
                 routeReason: String? = nil, error: String? = nil) {
         self.id = id; self.createdAt = createdAt; self.endpoint = endpoint; self.keyID = keyID
         self.userID = userID; self.userName = userName; self.teamID = teamID; self.teamName = teamName
         self.orgID = orgID; self.requestedModel = requestedModel; self.model = model; self.provider = provider
         self.usage = usage; self.usageEstimated = usageEstimated; self.cost = cost
         self.baselineCost = baselineCost; self.status = status; self.latencyMs = latencyMs
-        self.ttftMs = ttftMs; self.stream = stream; self.tags = tags; self.agentic = agentic
+        self.ttftMs = ttftMs; self.stream = stream; self.tags = tags; self.agentic = agentic; self.facts = facts
         self.route = route; self.routeReason = routeReason; self.error = error
     }
 }

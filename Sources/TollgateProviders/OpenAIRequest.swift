@@ -18,8 +18,18 @@ public struct OpenAIRequestFields: Sendable, Equatable {
     var streamOptionsHasOtherMembers = false
     /// Offset just after the top-level `{`.
     public var bodyStart = 0
-    public var hasTools = false
+    /// Tool (and legacy function) definitions offered.
+    public var toolsOffered = 0
+    public var hasTools: Bool { toolsOffered > 0 }
     public var hasToolResults = false
+    /// Elements of `messages`.
+    public var messageCount = 0
+    /// The system (or developer) messages' and the `user` member's fingerprint (`UsageFacts.fingerprint`).
+    public var fingerprint: UInt64 = 0
+    /// `metadata.session_id`, as the ledger keeps it.
+    public var sessionID: String?
+    /// The client the first system prompt's opening names (`ClientKind.systemPromptSignature`).
+    public var systemPromptClient: ClientKind?
     /// Bytes of the prompt (`messages` or `input` value): the base of the prompt-size bound.
     public var promptBytes = 0
     /// Content parts that are not text (images, audio, files): their tokens are not bounded by their
@@ -76,28 +86,69 @@ public struct OpenAIRequestFields: Sendable, Equatable {
                 }
             case "tools", "functions":
                 if try scanner.peekKind() == .array {
-                    let range = try scanner.skipValue()
-                    fields.hasTools = fields.hasTools || Self.arrayIsNonEmpty(bytes, range)
+                    fields.toolsOffered += try scanner.countElements()
                 } else {
                     try scanner.skipValue()
                 }
             case "messages":
                 guard try scanner.peekKind() == .array else { throw .wrongType(param: "messages", expected: "array") }
                 let start = scanner.offset
+                var fingerprint = Fingerprint()
                 try scanner.forEachElement { (scanner) throws(JSONScanner.Failure) in
+                    fields.messageCount += 1
                     guard try scanner.peekKind() == .object else { try scanner.skipValue(); return }
+                    var system = false
+                    var content: Range<Int>?
+                    var contentIsText = false
                     try scanner.forEachMember { (scanner, key) throws(JSONScanner.Failure) in
                         if key == "role", try scanner.peekKind() == .string {
                             let role = try scanner.readString()
                             if role == "tool" || role == "function" { fields.hasToolResults = true }
-                        } else if key == "content", try scanner.peekKind() == .array {
-                            fields.mediaParts += try Self.countMediaParts(&scanner)
+                            system = role == "system" || role == "developer"
+                        } else if key == "content" {
+                            let contentStart = scanner.offset
+                            switch try scanner.peekKind() {
+                            case .array:
+                                fields.mediaParts += try Self.countMediaParts(&scanner)
+                                content = contentStart..<scanner.offset
+                            case .string:
+                                content = try scanner.stringRange()
+                                contentIsText = true
+                            default:
+                                content = try scanner.skipValue()
+                            }
                         } else {
                             try scanner.skipValue()
                         }
                     }
+                    // Role and content may come in either order: the system prompt is known once the message is.
+                    if system, let content {
+                        let text = UnsafeRawBufferPointer(rebasing: bytes[content])
+                        fingerprint.add(text)
+                        if contentIsText, fields.systemPromptClient == nil {
+                            fields.systemPromptClient = ClientKind.systemPromptSignature(text)
+                        }
+                    }
                 }
+                fields.fingerprint ^= fingerprint.value
                 fields.promptBytes += scanner.offset - start
+            case "user":
+                if try scanner.peekKind() == .string {
+                    var fingerprint = Fingerprint()
+                    fingerprint.add(UnsafeRawBufferPointer(rebasing: bytes[try scanner.stringRange()]))
+                    fields.fingerprint ^= fingerprint.value &* 31
+                } else {
+                    try scanner.skipValue()
+                }
+            case "metadata":
+                guard try scanner.peekKind() == .object else { try scanner.skipValue(); return }
+                try scanner.forEachMember { (scanner, key) throws(JSONScanner.Failure) in
+                    if key == "session_id", try scanner.peekKind() == .string {
+                        fields.sessionID = UsageFacts.sessionID(try scanner.readString())
+                    } else {
+                        try scanner.skipValue()
+                    }
+                }
             case "input", "prompt":
                 fields.promptBytes += try scanner.skipValue().count
             case "response_format":
@@ -140,17 +191,6 @@ public struct OpenAIRequestFields: Sendable, Equatable {
             }
         }
         return count
-    }
-
-    static func arrayIsNonEmpty(_ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> Bool {
-        for index in (range.lowerBound + 1)..<range.upperBound {
-            switch bytes[index] {
-            case 0x20, 0x09, 0x0A, 0x0D: continue
-            case UInt8(ascii: "]"): return false
-            default: return true
-            }
-        }
-        return false
     }
 
     /// The edits that turn the client's body into the upstream's: the model name replaced, and usage
@@ -221,6 +261,16 @@ extension JSONScanner {
         guard try peekKind() == .string else { throw .wrongType(param: "model", expected: "string") }
         let range = try stringRange()
         return (try JSONScanner.decodeString(bytes, range), range)
+    }
+
+    /// Consumes an array, counting its elements.
+    mutating func countElements() throws(Failure) -> Int {
+        var count = 0
+        try forEachElement { (scanner) throws(Failure) in
+            count += 1
+            try scanner.skipValue()
+        }
+        return count
     }
 
     /// A boolean member that may be null (read as false).

@@ -169,6 +169,14 @@ struct PostgresMigration: Sendable {
         PostgresMigration(version: 5, name: "viewer keys", statements: [
             "ALTER TABLE keys ADD COLUMN role TEXT NOT NULL DEFAULT 'client'",
         ]),
+        PostgresMigration(version: 6, name: "usage facts", statements: [
+            "ALTER TABLE requests ADD COLUMN client TEXT NOT NULL DEFAULT 'other'",
+            "ALTER TABLE requests ADD COLUMN session_id TEXT",
+            "ALTER TABLE requests ADD COLUMN session_fingerprint BIGINT NOT NULL DEFAULT 0",
+            "ALTER TABLE requests ADD COLUMN tools_offered INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE requests ADD COLUMN tool_results BOOLEAN NOT NULL DEFAULT FALSE",
+            "ALTER TABLE requests ADD COLUMN messages INTEGER NOT NULL DEFAULT 0",
+        ]),
     ]
 
     /// Rows the migration writes after its statements.

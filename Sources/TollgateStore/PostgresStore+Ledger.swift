@@ -8,8 +8,9 @@ extension PostgresStore {
         "requested_model", "model", "provider", "input_tokens", "cached_input_tokens", "cache_write_tokens",
         "cache_write_1h_tokens", "output_tokens", "reasoning_tokens", "usage_estimated", "cost_nanos", "baseline_cost_nanos", "status",
         "latency_ms", "ttft_ms", "stream", "tags", "agentic", "route", "route_reason", "error",
+        "client", "session_id", "session_fingerprint", "tools_offered", "tool_results", "messages",
     ]
-    /// Rows per INSERT: 1,000 × 30 parameters stays well under the protocol's 65,535.
+    /// Rows per INSERT: 1,000 × 36 parameters stays well under the protocol's 65,535.
     static let ledgerRowsPerInsert = 1000
     private static let tagsColumn = ledgerColumns.firstIndex(of: "tags")!
 
@@ -62,6 +63,9 @@ extension PostgresStore {
             binds.append(row.tags.isEmpty ? nil : JSONText.array(row.tags.map(storable)))
             binds.append(row.agentic); binds.append(storable(row.route)); binds.append(storable(row.routeReason))
             binds.append(storable(row.error))
+            binds.append(row.facts.client.rawValue); binds.append(storable(row.facts.sessionID))
+            binds.append(Int64(bitPattern: row.facts.fingerprint)); binds.append(row.facts.toolsOffered)
+            binds.append(row.facts.toolResults); binds.append(row.facts.messages)
         }
         sql += " ON CONFLICT (id) DO NOTHING RETURNING id"
         return PostgresQuery(unsafeSQL: sql, binds: binds)
@@ -105,6 +109,40 @@ extension PostgresStore {
         return LedgerPage(fetched: fetched, limit: limit)
     }
 
+    /// In pages of 10,000 rows by (created_at, id): a month of a company's traffic is never held at once.
+    public func forEachUsageEvent(from: Date?, to: Date?, _ body: (UsageEvent) throws -> Void) throws {
+        var after: (Int64, String)?
+        while true {
+            var binds = PostgresBindings()
+            var conditions: [String] = []
+            if let from { binds.append(from.epochMilliseconds); conditions.append("created_at >= $\(binds.count)") }
+            if let to { binds.append(to.epochMilliseconds); conditions.append("created_at < $\(binds.count)") }
+            if let after {
+                binds.append(after.0)
+                binds.append(after.1)
+                conditions.append("(created_at, id) > ($\(binds.count - 1), $\(binds.count))")
+            }
+            var sql = "SELECT \(UsageEventColumns.list), id FROM requests"
+            if !conditions.isEmpty { sql += " WHERE " + conditions.joined(separator: " AND ") }
+            sql += " ORDER BY created_at, id LIMIT \(Self.usagePageRows)"
+            let query = PostgresQuery(unsafeSQL: sql, binds: binds)
+            let rows = try pool.withConnection { session in try session.query(query) }
+            for row in rows {
+                try body(UsageEvent(
+                    at: try row.get("created_at"), keyID: try row.get("key_id"), user: try row.get("user_name"),
+                    team: try row.get("team_name"), client: ClientKind(rawValue: try row.get("client")) ?? .other,
+                    sessionID: try row.get("session_id"), fingerprint: UInt64(bitPattern: try row.get("session_fingerprint")),
+                    toolResults: try row.get("tool_results"), cost: Nanodollars(try row.get("cost_nanos")),
+                    usage: Usage(inputTokens: try row.get("input_tokens"), cachedInputTokens: try row.get("cached_input_tokens"),
+                                 cacheWriteTokens: try row.get("cache_write_tokens"), outputTokens: try row.get("output_tokens"))))
+            }
+            guard rows.count == Self.usagePageRows, let last = rows.last else { return }
+            after = (try last.get("created_at"), try last.get("id"))
+        }
+    }
+
+    static let usagePageRows = 10_000
+
     /// The same groups as the SQLite store: a request counts once under each distinct tag it carries,
     /// untagged requests in no tag group; for the other groupings, requests without the value form the
     /// `nil` group.
@@ -129,7 +167,11 @@ extension LedgerRecord {
             baselineCost: try row.get("baseline_cost_nanos", as: Int64?.self).map(Nanodollars.init),
             status: try row.get("status"), latencyMs: try row.get("latency_ms"), ttftMs: try row.get("ttft_ms"),
             stream: try row.get("stream"), tags: try JSONText.decodeArray(try row.get("tags")) ?? [],
-            agentic: try row.get("agentic"), route: try row.get("route"), routeReason: try row.get("route_reason"),
-            error: try row.get("error"))
+            agentic: try row.get("agentic"),
+            facts: UsageFacts(client: ClientKind(rawValue: try row.get("client")) ?? .other, sessionID: try row.get("session_id"),
+                              fingerprint: UInt64(bitPattern: try row.get("session_fingerprint")),
+                              toolsOffered: try row.get("tools_offered"), toolResults: try row.get("tool_results"),
+                              messages: try row.get("messages")),
+            route: try row.get("route"), routeReason: try row.get("route_reason"), error: try row.get("error"))
     }
 }

@@ -180,6 +180,18 @@ public final class SQLiteStore: Store {
         migrator.registerMigration("v8-viewer-keys") { db in
             try db.execute(sql: "ALTER TABLE keys ADD COLUMN role TEXT NOT NULL DEFAULT 'client'")
         }
+        migrator.registerMigration("v9-usage-facts") { db in
+            // Rows written before it: client `other`, no session named (inferred from the key alone), no tools
+            // counted, no tool loop seen: they count as assisted unless an agent client's later rows join them.
+            try db.execute(sql: """
+                ALTER TABLE requests ADD COLUMN client TEXT NOT NULL DEFAULT 'other';
+                ALTER TABLE requests ADD COLUMN session_id TEXT;
+                ALTER TABLE requests ADD COLUMN session_fingerprint INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE requests ADD COLUMN tools_offered INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE requests ADD COLUMN tool_results INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE requests ADD COLUMN messages INTEGER NOT NULL DEFAULT 0;
+                """)
+        }
         let before = try database.read { db in try migrator.appliedIdentifiers(db) }
         try migrator.migrate(database)
         return migrator.migrations.filter { !before.contains($0) }
@@ -353,8 +365,9 @@ public final class SQLiteStore: Store {
                               requested_model, model, provider, input_tokens, cached_input_tokens,
                               cache_write_tokens, cache_write_1h_tokens, output_tokens, reasoning_tokens, usage_estimated,
                               cost_nanos, baseline_cost_nanos, status, latency_ms, ttft_ms, stream, tags, agentic, route,
-                              route_reason, error)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                              route_reason, error, client, session_id, session_fingerprint, tools_offered, tool_results,
+                              messages)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         ON CONFLICT(id) DO NOTHING
         """
 
@@ -505,6 +518,9 @@ public final class SQLiteStore: Store {
                 bind.int(row.cost.value); bind.int(row.baselineCost?.value); bind.int(row.status); bind.int(row.latencyMs)
                 bind.int(row.ttftMs); bind.bool(row.stream); bind.text(row.tags.isEmpty ? nil : JSONText.array(row.tags.map(\.withoutNUL)))
                 bind.bool(row.agentic); bind.text(row.route); bind.text(row.routeReason); bind.text(row.error)
+                bind.text(row.facts.client.rawValue); bind.text(row.facts.sessionID)
+                bind.int(Int64(bitPattern: row.facts.fingerprint)); bind.int(row.facts.toolsOffered)
+                bind.bool(row.facts.toolResults); bind.int(row.facts.messages)
                 let result = sqlite3_step(handle)
                 guard result == SQLITE_DONE else {
                     throw DatabaseError(resultCode: ResultCode(rawValue: result), message: String(cString: sqlite3_errmsg(db.sqliteConnection)))
@@ -552,6 +568,26 @@ public final class SQLiteStore: Store {
     public func spend(_ query: SpendQuery) throws -> [SpendRow] {
         SpendRollups.spendRows(try rollups(RollupQuery(dimensions: [SpendRollups.dimension(query.groupBy)], from: query.from,
                                                        to: query.to, utcOffsetSeconds: query.utcOffsetSeconds)))
+    }
+
+    public func forEachUsageEvent(from: Date?, to: Date?, _ body: (UsageEvent) throws -> Void) throws {
+        var conditions: [String] = []
+        var arguments: StatementArguments = []
+        if let from { conditions.append("created_at >= ?"); arguments += [from.epochMilliseconds] }
+        if let to { conditions.append("created_at < ?"); arguments += [to.epochMilliseconds] }
+        var sql = "SELECT \(UsageEventColumns.list) FROM requests"
+        if !conditions.isEmpty { sql += " WHERE " + conditions.joined(separator: " AND ") }
+        sql += " ORDER BY created_at, id"
+        // Through a cursor: a month of a company's traffic is never held as rows at once.
+        try database.read { db in
+            let cursor = try Row.fetchCursor(db, sql: sql, arguments: arguments)
+            while let row = try cursor.next() {
+                try body(UsageEvent(
+                    at: row[0], keyID: row[1], user: row[2], team: row[3], client: ClientKind(rawValue: row[4]) ?? .other,
+                    sessionID: row[5], fingerprint: UInt64(bitPattern: row[6]), toolResults: row[7], cost: Nanodollars(row[8]),
+                    usage: Usage(inputTokens: row[9], cachedInputTokens: row[10], cacheWriteTokens: row[11], outputTokens: row[12])))
+            }
+        }
     }
 
     // MARK: Helpers
@@ -685,7 +721,11 @@ extension LedgerRecord {
             usageEstimated: row["usage_estimated"], cost: Nanodollars(row["cost_nanos"]),
             baselineCost: baselineCost.map(Nanodollars.init), status: row["status"], latencyMs: row["latency_ms"],
             ttftMs: row["ttft_ms"], stream: row["stream"], tags: try JSONText.decodeArray(row["tags"]) ?? [],
-            agentic: row["agentic"], route: row["route"], routeReason: row["route_reason"], error: row["error"])
+            agentic: row["agentic"],
+            facts: UsageFacts(client: ClientKind(rawValue: row["client"]) ?? .other, sessionID: row["session_id"],
+                              fingerprint: UInt64(bitPattern: row["session_fingerprint"]), toolsOffered: row["tools_offered"],
+                              toolResults: row["tool_results"], messages: row["messages"]),
+            route: row["route"], routeReason: row["route_reason"], error: row["error"])
     }
 }
 

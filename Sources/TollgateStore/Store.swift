@@ -144,6 +144,9 @@ public protocol Store: Sendable {
     /// The page of rows matching `filter` (user and team by name), newest first.
     func ledgerPage(limit: Int, cursor: String?, filter: LedgerFilter) throws -> LedgerPage
     func spend(_ query: SpendQuery) throws -> [SpendRow]
+    /// Every ledger row in `[from, to)` as the usage report reads it, oldest first (by time, then id), one at a
+    /// time: sessions are inferred from them in that order (`UsageAggregator`).
+    func forEachUsageEvent(from: Date?, to: Date?, _ body: (UsageEvent) throws -> Void) throws
     /// Totals from the per-day rollups kept with the ledger (exact at any instant: see `RollupQuery`), most
     /// spent first.
     func rollups(_ query: RollupQuery) throws -> [RollupRow]
@@ -187,4 +190,10 @@ extension Store {
     public func appendLedger(_ rows: [LedgerRecord]) throws {
         try appendLedger(rows, settling: [])
     }
+}
+
+/// The ledger columns a `UsageEvent` is read from, in the order both stores read them.
+enum UsageEventColumns {
+    static let list = "created_at, key_id, user_name, team_name, client, session_id, session_fingerprint, tool_results, "
+        + "cost_nanos, input_tokens, cached_input_tokens, cache_write_tokens, output_tokens"
 }

@@ -12,7 +12,7 @@ struct Tollgate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tollgate",
         abstract: "A self-hosted LLM gateway: virtual keys, exact cost, budgets and a ledger.",
-        subcommands: [Serve.self, Teams.self, Users.self, Keys.self, Budgets.self, Spend.self, Requests.self, RouteEval.self,
+        subcommands: [Serve.self, Teams.self, Users.self, Keys.self, Budgets.self, Spend.self, UsageCommand.self, Requests.self, RouteEval.self,
                       Database.self, AdminKey.self])
 }
 
@@ -341,6 +341,68 @@ struct Spend: AsyncParsableCommand {
              AdminConnection.text(row["period"]), amount(row, "limit"), amount(row, "spent"), amount(row, "forecast"),
              amount(row, "forecast_low"), amount(row, "forecast_high"), AdminConnection.text(row["projected_exhaustion"]),
              "\(AdminConnection.text(row["history_days"])) d", AdminConnection.text(row["method"])]
+        }
+        for line in TerminalText.table([header] + lines) { Swift.print(line) }
+    }
+}
+
+struct UsageCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "usage",
+        abstract: "Sessions, agentic use and cost per active day, from the ledger.",
+        discussion: """
+            A session is agentic when it ran a tool loop (tool results sent back) or an agent client made it \
+            (Claude Code, aider, the OpenAI Agents SDK); assisted otherwise. --trend shows, per team and ISO week, \
+            the share of its people with an agentic session.
+            """)
+
+    @Option(name: .customLong("by"), help: "Group by user, team or client.") var groupBy = "user"
+    @Option(help: "From (inclusive): a date or an RFC 3339 time.") var from: String?
+    @Option(help: "To (exclusive): a date or an RFC 3339 time.") var to: String?
+    @Flag(help: "CSV instead of a table.") var csv = false
+    @Flag(help: "The weekly trend per team instead: people, people with an agentic session, and their share.") var trend = false
+    @OptionGroup var connection: AdminConnection
+
+    func validate() throws {
+        if trend, csv { throw ValidationError("--trend comes as a table or --json.") }
+    }
+
+    func run() async throws {
+        var query: [String] = []
+        if !trend { query.append("group_by=\(groupBy.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? groupBy)") }
+        if let from { query.append("from=\(from.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? from)") }
+        if let to { query.append("to=\(to.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? to)") }
+        if csv { query.append("format=csv") }
+        let path = (trend ? "/admin/usage/trend" : "/admin/usage") + (query.isEmpty ? "" : "?" + query.joined(separator: "&"))
+        let (data, object) = try await connection.call("GET", path)
+        if csv || connection.json {
+            Swift.print(String(decoding: data, as: UTF8.self), terminator: csv ? "" : "\n")
+            return
+        }
+        let rows = (object["data"] as? [[String: Any]]) ?? []
+        func percent(_ value: Any?) -> String {
+            guard let number = value as? NSNumber else { return "-" }
+            return String(format: "%.1f %%", number.doubleValue * 100)
+        }
+        let header: [String]
+        let lines: [[String]]
+        if trend {
+            header = ["team", "week", "people", "agentic", "share"]
+            lines = rows.map { row in
+                [AdminConnection.text(row["team"]), AdminConnection.text(row["week"]), AdminConnection.text(row["people"]),
+                 AdminConnection.text(row["agentic_people"]), percent(row["agentic_share"])]
+            }
+        } else {
+            header = [groupBy, "requests", "sessions", "agentic", "agentic req", "agentic $", "active days", "cost", "$/active day",
+                      "tokens/active day", "cached input", "budget"]
+            lines = rows.map { row in
+                let budget = (row["budget_limit_usd"] as? String).map { "$\($0)/\(AdminConnection.text(row["budget_period"]))" } ?? "-"
+                return [AdminConnection.text(row["group"]), AdminConnection.text(row["requests"]), AdminConnection.text(row["sessions"]),
+                        AdminConnection.text(row["agentic_sessions"]), percent(row["agentic_request_share"]),
+                        percent(row["agentic_cost_share"]), AdminConnection.text(row["active_days"]),
+                        "$" + AdminConnection.text(row["cost_usd"]), "$" + AdminConnection.text(row["cost_per_active_day_usd"]),
+                        AdminConnection.text(row["tokens_per_active_day"]), percent(row["cached_input_share"]), budget]
+            }
         }
         for line in TerminalText.table([header] + lines) { Swift.print(line) }
     }

@@ -68,7 +68,8 @@ struct SQLiteStoreTests {
     @Test("migrate names the migrations it applied")
     func migrationNames() throws {
         let store = try SQLiteStore(path: ":memory:", migrate: false)
-        #expect(try store.migrate() == ["v1", "v2-settings", "v3-budgets", "v4-fleet", "v5-cache-write-1h", "v6-forecast-crossing", "v7-spend-rollups"])
+        #expect(try store.migrate() == ["v1", "v2-settings", "v3-budgets", "v4-fleet", "v5-cache-write-1h", "v6-forecast-crossing", "v7-spend-rollups",
+                                         "v8-viewer-keys", "v9-usage-facts"])
         #expect(try store.migrate() == [])
     }
 }

@@ -40,8 +40,8 @@ def seed(db_path: str, entities: list[dict], rows: int, end_ms: int, days: int, 
     cols = ("id, created_at, endpoint, key_id, user_id, user_name, team_id, team_name, org_id, requested_model, model, "
             "provider, input_tokens, cached_input_tokens, cache_write_tokens, cache_write_1h_tokens, output_tokens, "
             "reasoning_tokens, usage_estimated, cost_nanos, baseline_cost_nanos, status, latency_ms, ttft_ms, stream, tags, "
-            "agentic, route, route_reason, error")
-    sql = f"INSERT INTO requests ({cols}) VALUES ({', '.join('?' * 30)})"
+            "agentic, route, route_reason, error, client, tools_offered, tool_results, messages")
+    sql = f"INSERT INTO requests ({cols}) VALUES ({', '.join('?' * 34)})"
     batch = []
     model_names = list(MODELS)
     for n in range(rows):
@@ -73,7 +73,10 @@ def seed(db_path: str, entities: list[dict], rows: int, end_ms: int, days: int, 
         batch.append((f"req_seed{n:012x}", t, "chat.completions", e["key_id"], e["user_id"], e["user"], e["team_id"],
                       e["team"], e["org_id"], route or model, model, MODELS[model][0], inp - cached, cached, 0, 0, out, 0, 0,
                       cost, baseline, status, rng.randint(200, 9000), rng.randint(100, 900) if stream else None, stream, tags,
-                      1 if agentic else 0, route, reason, None if status == 200 else f"upstream answered {status}"))
+                      1 if agentic else 0, route, reason, None if status == 200 else f"upstream answered {status}",
+                      # People marked agentic work in Claude Code (tool loops); the others ask through the OpenAI SDK.
+                      "claude-cli" if e["agentic"] else "openai-sdk", 12 if agentic else 0, 1 if agentic else 0,
+                      rng.randint(3, 40) if agentic else rng.randint(1, 4)))
         for group, key in (("user", e["user"]), ("team", e["team"]), ("model", model)):
             entry = totals[group].setdefault(key, [0, 0])
             entry[0] += 1

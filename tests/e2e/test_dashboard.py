@@ -14,7 +14,7 @@ import pytest
 import seed_ledger
 from conftest import ADMIN_KEY, nonce, start_gateway
 
-PAGES = ["/dashboard", "/dashboard/people", "/dashboard/models", "/dashboard/routing", "/dashboard/requests",
+PAGES = ["/dashboard", "/dashboard/people", "/dashboard/adoption", "/dashboard/models", "/dashboard/routing", "/dashboard/requests",
          "/dashboard/deployments"]
 
 
@@ -149,6 +149,27 @@ def test_every_page_loads_in_a_browser_and_its_numbers_match_the_admin_api(fille
         name = cell.get_attribute("data-user")
         assert Decimal(cell.query_selector(".spend").get_attribute("data-usd")) == Decimal(users[name]["cost_usd"]), name
     assert page.query_selector("tr[data-user='李明']") and page.query_selector("tr[data-user='dev 🚀']")
+
+    # Adoption: the same sessions and $ per active day as /admin/usage for the same days.
+    page.goto(gw.url + "/dashboard/adoption" + query)
+    to_exclusive = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 86400))
+    usage = lambda group: {r["group"]: r for r in admin.get("/admin/usage", params={"group_by": group, "from": start,
+                                                                                    "to": to_exclusive}).json()["data"]}
+    by_user = usage("user")
+    people_rows = page.query_selector_all("#adoption-people tbody tr")
+    assert {r.get_attribute("data-user") for r in people_rows} == set(by_user)
+    for row in people_rows:
+        want = by_user[row.get_attribute("data-user")]
+        assert Decimal(row.query_selector(".per-day").get_attribute("data-usd")) == Decimal(want["cost_per_active_day_usd"])
+        assert int(row.query_selector(".sessions").inner_text()) == want["sessions"]
+        assert int(row.query_selector(".agentic").inner_text()) == want["agentic_sessions"]
+    per_day = [Decimal(r.query_selector(".per-day").get_attribute("data-usd")) for r in people_rows]
+    assert per_day == sorted(per_day, reverse=True)
+    assert by_user["ana"]["agentic_sessions"] > 0 and by_user["ben"]["agentic_sessions"] == 0
+    by_client = usage("client")
+    assert {r.get_attribute("data-client") for r in page.query_selector_all("#adoption-clients tbody tr")} == {"claude-cli", "openai-sdk"}
+    assert by_client["openai-sdk"]["agentic_sessions"] == 0
+    assert page.query_selector("#adoption-weeks tr[data-team='apps']")
 
     page.goto(gw.url + "/dashboard/models" + query)
     models = spend("model", **window)

@@ -142,6 +142,7 @@ struct AdminAPI: Sendable {
         }
         addBudgetRoutes(to: admin)
         addForecastRoutes(to: admin)
+        addUsageRoutes(to: admin)
         admin.get("deployments") { _, _ in
             AdminAPI.json(.object([("data", .array(self.deploymentsView()))]))
         }
@@ -458,7 +459,10 @@ enum LedgerView {
             ("reasoning_tokens", .int(row.usage.reasoningTokens)), ("usage_estimated", .bool(row.usageEstimated)),
             ("cost_usd", .money(row.cost)), ("baseline_cost_usd", .money(row.baselineCost)), ("status", .int(row.status)),
             ("latency_ms", .int(row.latencyMs)), ("ttft_ms", .int(row.ttftMs)), ("stream", .bool(row.stream)),
-            ("tags", .array(row.tags.map(JSONValue.string))), ("agentic", .bool(row.agentic)), ("route", .string(row.route)),
+            ("tags", .array(row.tags.map(JSONValue.string))), ("agentic", .bool(row.agentic)),
+            ("client", .string(row.facts.client.rawValue)), ("session_id", .string(row.facts.sessionID)),
+            ("tools_offered", .int(row.facts.toolsOffered)), ("tool_results", .bool(row.facts.toolResults)),
+            ("messages", .int(row.facts.messages)), ("route", .string(row.route)),
             ("route_reason", .string(row.routeReason)), ("error", .string(row.error)),
         ])
     }

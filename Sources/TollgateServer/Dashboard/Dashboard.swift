@@ -8,7 +8,8 @@ import TollgateStore
 /// `/dashboard`: server-rendered pages over the rollups, the budgets and the deployments' health. Sign-in takes
 /// the admin key or a viewer key and sets a signed session cookie (HttpOnly, SameSite=Strict);
 /// `Authorization: Bearer <key>` works too, for scripts and tests. Every page reads aggregates (the per-day
-/// rollups), never a scan of the ledger, so it renders in milliseconds on a month of traffic.
+/// rollups), never a scan of the ledger, so it renders in milliseconds on a month of traffic; Adoption alone reads
+/// the window's rows, as sessions are found in them, on a queue of its own.
 struct Dashboard: Sendable {
     let store: any Store
     let budgets: BudgetLedger
@@ -31,12 +32,13 @@ struct Dashboard: Sendable {
     }
 
     enum Page: String, CaseIterable {
-        case overview, people, models, routing, requests, deployments
+        case overview, people, adoption, models, routing, requests, deployments
 
         var title: String {
             switch self {
             case .overview: "Overview"
             case .people: "People and teams"
+            case .adoption: "Adoption"
             case .models: "Models"
             case .routing: "Routing"
             case .requests: "Requests"
@@ -88,7 +90,16 @@ struct Dashboard: Sendable {
                     BudgetForecastView(low: Nanodollars(forecast.low), point: Nanodollars(forecast.projected), high: Nanodollars(forecast.high),
                                        exhaustion: forecast.exhaustion?.description)
                 }), uniquingKeysWith: { first, _ in first })
-                return try respond(page, request: request, role: role, forecasts: views)
+                // Sessions need the window's ledger rows, not the rollups: read on a queue of their own.
+                var usage: UsageAggregator?
+                if page == .adoption {
+                    let period = try Period(from: request.uri.queryParameters.get("from"), to: request.uri.queryParameters.get("to"), now: now)
+                    let store = self.store
+                    usage = try await AdminAPI.offRequestLoop {
+                        try UsageReport.read(store, groupings: [.user, .client], from: period.from, to: period.to)
+                    }
+                }
+                return try respond(page, request: request, role: role, forecasts: views, usage: usage)
             }
         }
     }
@@ -152,7 +163,8 @@ struct Dashboard: Sendable {
             .map { ($0.subject, $0.snapshot.definition.id) }
     }
 
-    private func respond(_ page: Page, request: Request, role: DashboardRole, forecasts: [String: BudgetForecastView]) throws -> Response {
+    private func respond(_ page: Page, request: Request, role: DashboardRole, forecasts: [String: BudgetForecastView],
+                         usage: UsageAggregator?) throws -> Response {
         let query = request.uri.queryParameters
         let now = clock.now()
         let period = try Period(from: query.get("from"), to: query.get("to"), now: now)
@@ -160,6 +172,7 @@ struct Dashboard: Sendable {
         switch page {
         case .overview: content = try overview(period, now: now, forecasts: forecasts)
         case .people: content = try people(period, now: now)
+        case .adoption: content = adoption(usage ?? UsageAggregator(), now: now)
         case .models: content = try modelsPage(period)
         case .routing: content = try routing(period)
         case .requests: content = try requestsPage(request)
@@ -277,6 +290,46 @@ struct Dashboard: Sendable {
             entry["budget"] = teamBudgets[name].flatMap { budgetRow($0, forecast: nil) } ?? false
             return entry
         }]
+    }
+
+    /// Agentic share per team over the weeks, people by $ per active day beside their budget, clients in use.
+    private func adoption(_ usage: UsageAggregator, now: Date) -> [String: Any] {
+        let weeks = usage.adoption()
+        let labels = Array(Set(weeks.map(\.week))).sorted()
+        var byTeam: [String: [ISOWeek: AdoptionWeek]] = [:]
+        for week in weeks { byTeam[week.team ?? "(no team)", default: [:]][week.week] = week }
+        let snapshots = budgets.snapshots(now: now).map(\.0)
+        let userBudgets = Dictionary(snapshots.filter { $0.definition.scope == .user && $0.definition.model == nil }.map { ($0.definition.subjectName, $0) },
+                                     uniquingKeysWith: { first, _ in first })
+        let people = usage.rows(by: .user).filter { $0.group != nil }
+            .sorted { ($0.costPerActiveDay, $1.group ?? "") > ($1.costPerActiveDay, $0.group ?? "") }
+        return [
+            "hasTeams": !byTeam.isEmpty,
+            "weeks": labels.map { ["label": $0.description, "start": $0.monday.description] },
+            "teams": byTeam.sorted { $0.key < $1.key }.map { name, cells -> [String: Any] in
+                ["name": name, "cells": labels.map { label -> [String: Any] in
+                    guard let week = cells[label] else { return ["empty": true] }
+                    return ["empty": false, "share": Self.percent(Int64(week.agenticPeople), of: Int64(week.people)),
+                            "people": week.people, "agentic": week.agenticPeople,
+                            "bar": Charts.budgetBar(limit: Nanodollars(Int64(max(week.people, 1))), spent: Nanodollars(Int64(week.agenticPeople)),
+                                                    reserved: .zero, forecast: nil, width: 60)]
+                }]
+            },
+            "people": people.map { row -> [String: Any] in
+                var cells: [String: Any] = [
+                    "user": row.group ?? "", "perActiveDay": Money.display(row.costPerActiveDay),
+                    "perActiveDayExact": row.costPerActiveDay.decimalString, "activeDays": row.activeDays,
+                    "sessions": row.sessions, "agenticSessions": row.agenticSessions,
+                    "agenticCostShare": Self.percent(row.agenticCost.value, of: row.cost.value), "budget": false,
+                ]
+                if let snapshot = userBudgets[row.group ?? ""], let budget = budgetRow(snapshot, forecast: nil) { cells["budget"] = budget }
+                return cells
+            },
+            "clients": usage.rows(by: .client).map { row -> [String: Any] in
+                ["client": row.group ?? "", "requests": Self.count(row.requests), "sessions": row.sessions,
+                 "agenticSessions": row.agenticSessions, "cost": Money.display(row.cost), "costExact": row.cost.decimalString]
+            },
+        ]
     }
 
     private func modelsPage(_ period: Period) throws -> [String: Any] {

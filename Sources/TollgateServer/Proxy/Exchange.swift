@@ -250,7 +250,8 @@ final class Exchange {
             teamID: key?.record.teamID, teamName: key?.teamName, orgID: key?.record.orgID,
             requestedModel: requestedModel, model: deployment?.name, provider: deployment?.provider,
             usage: usage, usageEstimated: usageEstimated, cost: cost, baselineCost: baseline, status: status, latencyMs: latency,
-            ttftMs: ttft, stream: fields.stream, tags: tags, agentic: fields.agentic, route: route,
+            ttftMs: ttft, stream: fields.stream, tags: tags, agentic: fields.agentic,
+            facts: Exchange.usageFacts(clientHead.headers, fields), route: route,
             routeReason: routeReason, error: error)
     }
 

@@ -508,8 +508,12 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         summary.model = fields.model
         summary.stream = fields.stream
         summary.maxOutputTokens = fields.maxTokens
-        summary.hasTools = fields.hasTools
+        summary.toolsOffered = fields.toolsOffered
         summary.hasToolResults = fields.hasToolResults
+        summary.messageCount = fields.messageCount
+        summary.fingerprint = fields.fingerprint
+        summary.sessionID = fields.sessionID
+        summary.systemPromptClient = fields.systemPromptClient
         summary.promptBytes = fields.promptBytes
         summary.mediaParts = fields.mediaParts
         return summary
