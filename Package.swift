@@ -65,7 +65,7 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Mustache", package: "swift-mustache"),
             ],
-            resources: [.copy("Resources/prices.json"), .copy("Resources/router-default.json"), .copy("Resources/dashboard")],
+            resources: [.copy("Resources/prices.json"), .copy("Resources/economics.json"), .copy("Resources/router-default.json"), .copy("Resources/dashboard")],
             swiftSettings: swiftSettings
         ),
         .executableTarget(

@@ -144,6 +144,10 @@ public protocol Store: Sendable {
     /// The page of rows matching `filter` (user and team by name), newest first.
     func ledgerPage(limit: Int, cursor: String?, filter: LedgerFilter) throws -> LedgerPage
     func spend(_ query: SpendQuery) throws -> [SpendRow]
+    /// Every ledger row that started in `[from, to)` and was served by `model` (or asked for the route of that
+    /// name), oldest first, one at a time: a month of a million rows is never held at once. What the self-host
+    /// estimate reads.
+    func forEachUsageSample(model: String, from: Date, to: Date, _ body: (LedgerUsageSample) throws -> Void) throws
     /// Totals from the per-day rollups kept with the ledger (exact at any instant: see `RollupQuery`), most
     /// spent first.
     func rollups(_ query: RollupQuery) throws -> [RollupRow]

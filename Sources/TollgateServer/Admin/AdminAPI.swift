@@ -52,6 +52,7 @@ struct AdminAPI: Sendable {
     let adminKey: AdminCredential
     let databaseKind: String
     let traffic: TrafficLog
+    let economics: EconomicsData
 
     func addRoutes(to router: Router<BasicRequestContext>) {
         router.get("/health") { _, _ in
@@ -135,6 +136,7 @@ struct AdminAPI: Sendable {
         }
         addBudgetRoutes(to: admin)
         addForecastRoutes(to: admin)
+        addEconomicsRoutes(to: admin)
         admin.get("deployments") { _, _ in
             AdminAPI.json(.object([("data", .array(self.deploymentsView()))]))
         }

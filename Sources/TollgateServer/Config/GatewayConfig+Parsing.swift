@@ -40,12 +40,16 @@ extension GatewayConfig {
     init(_ document: ConfigNode) throws(ConfigError) {
         let sections = try document.mapping(allowing: [
             "server", "database", "ledger", "models", "routes", "budgets", "rate_limits", "webhooks", "forecasts", "log",
+            "economics",
         ])
         self.init()
         if let node = sections["server"] { server = try ServerSettings(node) }
         if let node = sections["database"] { database = try DatabaseSettings(node) }
         if let node = sections["ledger"] { ledger = try LedgerSettings(node) }
         if let node = sections["forecasts"] { forecasts = try ForecastConfig(node) }
+        if let node = sections["economics"] {
+            economicsFile = try node.mapping(allowing: ["file"]).required("file").nonEmptyText()
+        }
         if let node = sections["log"] {
             let fields = try node.mapping(allowing: ["format", "level"])
             log = LogSettings(format: try fields.choice("format") ?? .text, level: try fields.choice("level"))

@@ -16,6 +16,9 @@ public struct GatewayConfig: Hashable, Sendable {
     public var webhooks: WebhookConfig?
     public var forecasts: ForecastConfig
     public var log: LogSettings
+    /// `economics: { file: PATH }`: an economics file laid over the shipped `economics.json` (GPU offers,
+    /// throughput points, hosted prices, operations); a relative path is from the working directory.
+    public var economicsFile: String?
 
     public init(server: ServerSettings = ServerSettings(), database: DatabaseSettings = DatabaseSettings(),
                 ledger: LedgerSettings = LedgerSettings(), models: [ModelConfig] = [], routes: [RouteConfig] = [],
