@@ -114,19 +114,24 @@ extension PostgresStore {
             var after: (Int64, String)?
             while true {
                 let end = to.epochMilliseconds
-                let query: PostgresQuery = after.map { last in """
-                    SELECT id, created_at, latency_ms, input_tokens, cached_input_tokens, cache_write_tokens, cache_write_1h_tokens,
-                           output_tokens, reasoning_tokens, cost_nanos
-                    FROM requests WHERE (created_at, id) > (\(last.0), \(last.1)) AND created_at < \(end)
-                      AND (model = \(model) OR route = \(model))
-                    ORDER BY created_at, id LIMIT \(unescaped: String(Self.usageSampleBatch))
-                    """ } ?? """
-                    SELECT id, created_at, latency_ms, input_tokens, cached_input_tokens, cache_write_tokens, cache_write_1h_tokens,
-                           output_tokens, reasoning_tokens, cost_nanos
-                    FROM requests WHERE created_at >= \(from.epochMilliseconds) AND created_at < \(end)
-                      AND (model = \(model) OR route = \(model))
-                    ORDER BY created_at, id LIMIT \(unescaped: String(Self.usageSampleBatch))
-                    """
+                let query: PostgresQuery
+                if let last = after {
+                    query = """
+                        SELECT id, created_at, latency_ms, input_tokens, cached_input_tokens, cache_write_tokens, cache_write_1h_tokens,
+                               output_tokens, reasoning_tokens, cost_nanos
+                        FROM requests WHERE (created_at, id) > (\(last.0), \(last.1)) AND created_at < \(end)
+                          AND (model = \(model) OR route = \(model))
+                        ORDER BY created_at, id LIMIT \(unescaped: String(Self.usageSampleBatch))
+                        """
+                } else {
+                    query = """
+                        SELECT id, created_at, latency_ms, input_tokens, cached_input_tokens, cache_write_tokens, cache_write_1h_tokens,
+                               output_tokens, reasoning_tokens, cost_nanos
+                        FROM requests WHERE created_at >= \(from.epochMilliseconds) AND created_at < \(end)
+                          AND (model = \(model) OR route = \(model))
+                        ORDER BY created_at, id LIMIT \(unescaped: String(Self.usageSampleBatch))
+                        """
+                }
                 let rows = try session.query(query)
                 for row in rows {
                     try body(LedgerUsageSample(
@@ -140,7 +145,7 @@ extension PostgresStore {
                         cost: Nanodollars(try row.get("cost_nanos"))))
                 }
                 guard rows.count == Self.usageSampleBatch, let last = rows.last else { break }
-                after = (try last.get("created_at"), try last.get("id"))
+                after = (try last.get("created_at", as: Int64.self), try last.get("id", as: String.self))
             }
         }
     }

@@ -213,10 +213,8 @@ private struct Fields {
 
     /// Money and other exact amounts travel as decimal strings, never through a binary float.
     func decimal(_ field: String) throws(EconomicsDataError) -> Nanodollars? {
-        guard let text = try string(field) else {
-            if present(field) != nil { throw error(field, "must be a decimal string such as \"2.99\"") }
-            return nil
-        }
+        guard let value = present(field) else { return nil }
+        guard let text = value as? String else { throw error(field, "must be a decimal string such as \"2.99\"") }
         guard let amount = Nanodollars(decimalString: text) else {
             throw error(field, "\"\(text)\" is not a decimal such as \"2.99\" (at most 9 decimal places)")
         }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// How long one replica is busy with one request of a given shape, interpolated from throughput points of one
 /// engine setup (model, GPU, GPUs per replica, precision, engine and version).
 ///

@@ -53,8 +53,9 @@ public struct SelfHostPlan: Sendable {
             let known = Set(data.points.map { "\($0.model) on \($0.gpu)" }).sorted()
             throw .noThroughput(model: open, gpu: gpuName, known: known)
         }
-        let offers = data.offers.filter { $0.gpu == gpuName && (provisioning.map { p in $0.provisioning == p } ?? true)
-            && (provisioning != nil || $0.provisioning != .spot) }
+        let offers = data.offers.filter { offer in
+            offer.gpu == gpuName && (provisioning.map { offer.provisioning == $0 } ?? (offer.provisioning != .spot))
+        }
         guard let offer = offers.min(by: { ($0.perGPUHour, $0.id) < ($1.perGPUHour, $1.id) }) else {
             let known = data.offers.filter { $0.gpu == gpuName }.map(\.provisioning.rawValue)
             throw .noOffer(gpu: gpuName, provisioning: provisioning, known: Array(Set(known)).sorted())

@@ -1,3 +1,5 @@
+import Foundation
+
 /// One ledger row as the self-host estimate reads it.
 public struct LedgerUsageSample: Sendable, Hashable {
     /// When the request started (the ledger's `created_at`), in milliseconds since 1970.
@@ -74,8 +76,6 @@ public struct TrafficProfile: Sendable {
     public private(set) var ledgerCost = Nanodollars.zero
     /// Each price of `pricings` applied to every request, rounded once per request as the gateway bills.
     public private(set) var pricedCosts: [Nanodollars]
-    public private(set) var firstStart: Int64?
-    public private(set) var lastStart: Int64?
     private let pricings: [ModelPrice]
 
     /// The window `[from, to)` in milliseconds; `pricings` are the prices to re-price every request at.
@@ -102,8 +102,6 @@ public struct TrafficProfile: Sendable {
         requests += 1
         ledgerCost += sample.cost
         for (index, price) in pricings.enumerated() { pricedCosts[index] += price.cost(of: sample.usage) }
-        firstStart = min(firstStart ?? start, start)
-        lastStart = max(lastStart ?? start, start)
 
         let key = ShapeBucket(sample.usage)
         var totals = buckets[key] ?? BucketTotals(slotShares: Array(repeating: 0, count: slotCount))

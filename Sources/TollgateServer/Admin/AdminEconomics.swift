@@ -38,7 +38,15 @@ extension AdminAPI {
                 plan = try SelfHostPlan(data: economics, ledgerModel: model, openModel: parameters.get("as"), gpu: gpu,
                                         provisioning: provisioning, engine: parameters.get("engine"))
             } catch {
-                let param = switch error { case .noThroughput: parameters.get("as") == nil ? "model" : "as"; case .noOffer: "provisioning" }
+                let open = parameters.get("as") ?? model
+                let param: String
+                switch error {
+                case .noThroughput:
+                    // Points for the model on other GPUs: the GPU is what has none; else the model.
+                    param = economics.points.contains { $0.serves(open) } ? "gpu" : parameters.get("as") == nil ? "model" : "as"
+                case .noOffer:
+                    param = provisioning == nil ? "gpu" : "provisioning"
+                }
                 throw AdminError.badRequest(error.description, param: param)
             }
             let repricing = models[name: model]?.price
@@ -131,9 +139,10 @@ struct SelfHostReport: Sendable {
             ("api_cost_usd", .money(profile.ledgerCost)),
             ("api_cost_repriced_usd", .money(repricedAPICost)),
             ("hosted_cost_usd", .money(cheapestHosted?.1)),
-            ("hosted", cheapestHosted.map { price, _ in
-                .object([("id", .string(price.id)), ("provider", .string(price.provider)), ("offered_as", .string(price.offeredAs)),
-                         ("source", .string(price.source)), ("checked", .string(price.checked))])
+            ("hosted", cheapestHosted.map { entry -> JSONValue in
+                let price = entry.0
+                return .object([("id", .string(price.id)), ("provider", .string(price.provider)), ("offered_as", .string(price.offeredAs)),
+                                ("source", .string(price.source)), ("checked", .string(price.checked))])
             } ?? .null),
             ("self_host_cost_usd", .money(estimate.selfHostCost)),
             ("gpu_cost_usd", .money(estimate.gpuCost)),
