@@ -37,7 +37,7 @@ extension AdminAPI {
             do {
                 plan = try SelfHostPlan(data: economics, ledgerModel: model, openModel: parameters.get("as"), gpu: gpu,
                                         provisioning: provisioning, engine: parameters.get("engine"))
-            } catch {
+            } catch let error as SelfHostPlanError {
                 let open = parameters.get("as") ?? model
                 let param: String
                 switch error {
@@ -49,7 +49,7 @@ extension AdminAPI {
                 }
                 throw AdminError.badRequest(error.description, param: param)
             }
-            let repricing = models[name: model]?.price
+            let repricing = models[model]?.price
             let store = self.store, ledger = self.ledger
             let report = try await AdminAPI.storing {
                 try await AdminAPI.offTheEventLoops {
@@ -85,7 +85,9 @@ struct SelfHostReport: Sendable {
     init(plan: SelfHostPlan, store: any Store, from: Date, to: Date, repricing: ModelPrice?) throws {
         var pricings = plan.hosted.map(\.price)
         if let repricing { pricings.append(repricing) }
-        var profile = TrafficProfile(from: from.epochMilliseconds, to: to.epochMilliseconds, slotSeconds: plan.settings.slotSeconds,
+        // Milliseconds as the store keeps them.
+        func milliseconds(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1000).rounded()) }
+        var profile = TrafficProfile(from: milliseconds(from), to: milliseconds(to), slotSeconds: plan.settings.slotSeconds,
                                      pricings: pricings)
         try store.forEachUsageSample(model: plan.ledgerModel, from: from, to: to) { profile.add($0) }
         let hostedCosts = Array(zip(plan.hosted, profile.pricedCosts.prefix(plan.hosted.count)))
