@@ -439,7 +439,7 @@ struct Economics: AsyncParsableCommand {
         @Option(help: "The ledger's model (or route) whose traffic to size.") var model: String
         @Option(name: .customLong("as"), help: "The open model to size (default: --model itself).") var openModel: String?
         @Option(help: "GPU type, e.g. h100.") var gpu: String
-        @Option(help: "on-demand, 1-year, 3-year, spot or owned (default: the cheapest that is not spot).") var provisioning: String?
+        @Option(help: "on-demand, 1-year, 3-year, spot or owned (default: on-demand); the cheapest offer of it.") var provisioning: String?
         @Option(help: "Only throughput points of this engine (e.g. vllm, tensorrt-llm).") var engine: String?
         @Option(help: "From (inclusive): a date or an RFC 3339 time (default: 30 days before --to).") var from: String?
         @Option(help: "To (exclusive): a date or an RFC 3339 time (default: now).") var to: String?

@@ -219,7 +219,7 @@ struct SelfHostEconomicsTests {
             let plan = try SelfHostPlan(data: data, ledgerModel: model, openModel: nil, gpu: "H100", provisioning: nil)
             #expect(!plan.capacity.rectangles.isEmpty, "\(model)")
             #expect(!plan.hosted.isEmpty, "\(model)")
-            #expect(plan.offer.provisioning != .spot)
+            #expect(plan.offer.provisioning == .onDemand && plan.offer.id == "lambda-h100-sxm-on-demand")
             // Prefill-heavy and decode-heavy shapes differ: 128 in / 2048 out against 2048 in / 128 out is
             // (2048 ÷ 22,714) ÷ (128 ÷ 3,450) = 2.43 × for 8B and (2048 ÷ 6,651) ÷ (128 ÷ 762) = 1.83 × for 70B.
             let prefill = try #require(plan.capacity.work(input: 2048, output: 128)).seconds

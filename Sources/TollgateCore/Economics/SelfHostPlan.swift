@@ -29,7 +29,7 @@ public struct SelfHostPlan: Sendable {
     public var settings: SizingSettings
     public var operations: OperationsOverhead
 
-    /// `provisioning` nil: the cheapest offer for the GPU that is not spot (spot capacity can be taken back).
+    /// `provisioning` nil: on-demand, the comparison that needs no commitment; the cheapest offer of it wins.
     /// Among several engine setups for the model and GPU, points from the user's file come first, then the
     /// setup with a rectangle of shapes to interpolate over, then the one with more points.
     public init(data: EconomicsData, ledgerModel: String, openModel: String?, gpu: String, provisioning: Provisioning?,
@@ -54,11 +54,11 @@ public struct SelfHostPlan: Sendable {
             throw .noThroughput(model: open, gpu: gpuName, known: known)
         }
         let offers = data.offers.filter { offer in
-            offer.gpu == gpuName && (provisioning.map { offer.provisioning == $0 } ?? (offer.provisioning != .spot))
+            offer.gpu == gpuName && offer.provisioning == (provisioning ?? .onDemand)
         }
         guard let offer = offers.min(by: { ($0.perGPUHour, $0.id) < ($1.perGPUHour, $1.id) }) else {
             let known = data.offers.filter { $0.gpu == gpuName }.map(\.provisioning.rawValue)
-            throw .noOffer(gpu: gpuName, provisioning: provisioning, known: Array(Set(known)).sorted())
+            throw .noOffer(gpu: gpuName, provisioning: provisioning ?? .onDemand, known: Array(Set(known)).sorted())
         }
         self.ledgerModel = ledgerModel
         self.openModel = open

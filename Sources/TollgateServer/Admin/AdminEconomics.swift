@@ -45,7 +45,7 @@ extension AdminAPI {
                     // Points for the model on other GPUs: the GPU is what has none; else the model.
                     param = economics.points.contains { $0.serves(open) } ? "gpu" : parameters.get("as") == nil ? "model" : "as"
                 case .noOffer:
-                    param = provisioning == nil ? "gpu" : "provisioning"
+                    param = economics.offers.contains { $0.gpu == gpu.lowercased() } ? "provisioning" : "gpu"
                 }
                 throw AdminError.badRequest(error.description, param: param)
             }
