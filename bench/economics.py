@@ -21,8 +21,34 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests" / "e2e"))
 import seed_ledger  # noqa: E402
-from dashboard import ADMIN, call, free_port, start, stop  # noqa: E402
+from dashboard import ADMIN, call, free_port, stop  # noqa: E402
 import json  # noqa: E402
+
+# The seeded models at the seed's own prices, so that the ledger's cost can be re-priced at today's.
+CONFIG = """models:
+  - { name: gpt-4o, provider: openai-compatible, base_url: "http://127.0.0.1:9/v1", price: { input_per_mtok: "2.50", cached_input_per_mtok: "1.25", output_per_mtok: "10" } }
+  - { name: gpt-4o-mini, provider: openai-compatible, base_url: "http://127.0.0.1:9/v1", price: { input_per_mtok: "0.15", cached_input_per_mtok: "0.075", output_per_mtok: "0.60" } }
+  - { name: claude-sonnet-4-5, provider: openai-compatible, base_url: "http://127.0.0.1:9/v1", price: { input_per_mtok: "3", cached_input_per_mtok: "0.30", output_per_mtok: "15" } }
+  - { name: local-llama, provider: openai-compatible, base_url: "http://127.0.0.1:9/v1", price: free }
+routes:
+  auto: { strategy: fallback, models: [gpt-4o, gpt-4o-mini] }
+"""
+
+
+def start(binary: str, folder: Path, port: int):
+    (folder / "tollgate.yaml").write_text(CONFIG)
+    env = {**os.environ, "TOLLGATE_ADMIN_KEY": ADMIN}
+    proc = subprocess.Popen([binary, "serve", "--config", str(folder / "tollgate.yaml"), "--port", str(port),
+                             "--db", f"sqlite:{folder / 'bench.db'}"], env=env, stdout=open(folder / "gateway.log", "ab"),
+                            stderr=subprocess.STDOUT)
+    while True:
+        try:
+            if call(f"http://127.0.0.1:{port}/health")[0] == 200:
+                return proc, 0.0
+        except OSError:
+            if proc.poll() is not None:
+                raise SystemExit(f"the gateway exited: {(folder / 'gateway.log').read_text()[-2000:]}")
+            time.sleep(0.1)
 
 
 def peak_rss_mb(pid: int) -> float:

@@ -46,13 +46,14 @@ struct AdminConnection: ParsableArguments {
     }
 
     /// Sends one admin request; on an error answer, prints the gateway's message and exits non-zero.
-    func call(_ method: String, _ path: String, body: [String: Any]? = nil) async throws -> (Data, [String: Any]) {
+    func call(_ method: String, _ path: String, body: [String: Any]? = nil, timeout: TimeInterval = 60) async throws -> (Data, [String: Any]) {
         guard let adminKey = ProcessInfo.processInfo.environment["TOLLGATE_ADMIN_KEY"], !adminKey.isEmpty else {
             throw ValidationError("Set TOLLGATE_ADMIN_KEY to the gateway's admin key.")
         }
         guard let endpoint = URL(string: baseURL + path) else { throw ValidationError("Bad URL: \(baseURL + path)") }
         var request = URLRequest(url: endpoint)
         request.httpMethod = method
+        request.timeoutInterval = timeout
         request.setValue("Bearer " + adminKey, forHTTPHeaderField: "Authorization")
         if let body {
             request.setValue("application/json", forHTTPHeaderField: "Content-Type")
@@ -455,7 +456,8 @@ struct Economics: AsyncParsableCommand {
             let text = query.sorted { $0.key < $1.key }
                 .map { "\($0.key)=\($0.value.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? $0.value)" }
                 .joined(separator: "&")
-            let (data, object) = try await connection.call("GET", "/admin/economics/self-host?" + text)
+            // A month of a busy model is a scan of millions of ledger rows.
+            let (data, object) = try await connection.call("GET", "/admin/economics/self-host?" + text, timeout: 600)
             if connection.json {
                 Swift.print(String(decoding: data, as: UTF8.self))
                 return

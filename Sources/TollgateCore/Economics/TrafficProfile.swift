@@ -104,11 +104,12 @@ public struct TrafficProfile: Sendable {
         for (index, price) in pricings.enumerated() { pricedCosts[index] += price.cost(of: sample.usage) }
 
         let key = ShapeBucket(sample.usage)
-        var totals = buckets[key] ?? BucketTotals(slotShares: Array(repeating: 0, count: slotCount))
-        totals.requests += 1
-        totals.inputTokens += sample.usage.inputTokens + sample.usage.cacheWriteTokens
-        totals.cachedTokens += sample.usage.cachedInputTokens
-        totals.outputTokens += sample.usage.outputTokens
+        // Mutated in place through the dictionary: a copy of the bucket would copy its slot array on every row.
+        if buckets[key] == nil { buckets[key] = BucketTotals(slotShares: Array(repeating: 0, count: slotCount)) }
+        buckets[key]!.requests += 1
+        buckets[key]!.inputTokens += sample.usage.inputTokens + sample.usage.cacheWriteTokens
+        buckets[key]!.cachedTokens += sample.usage.cachedInputTokens
+        buckets[key]!.outputTokens += sample.usage.outputTokens
         let duration = Int64(max(sample.latencyMilliseconds, 1))
         let end = min(start + duration, to)
         var k = Int((start - from) / slotMilliseconds)
@@ -116,10 +117,9 @@ public struct TrafficProfile: Sendable {
             let slotStart = from + Int64(k) * slotMilliseconds
             guard slotStart < end else { break }
             let overlap = min(end, slotStart + slotMilliseconds) - max(start, slotStart)
-            totals.slotShares[k] += Double(overlap) / Double(duration)
+            buckets[key]!.slotShares[k] += Double(overlap) / Double(duration)
             inFlightMilliseconds[k] += Double(overlap)
             k += 1
         }
-        buckets[key] = totals
     }
 }
