@@ -134,7 +134,7 @@ public struct SelfHostPlan: Sendable {
             lines.append("Hosted: no hosted price of \(openModel) is known.")
         }
         if let breakEven = estimate.breakEven {
-            lines.append("Break-even: the same mix at \(number(breakEven.factor, 2)) × this volume (\(number(breakEven.requestsPerDay, 0)) requests a day) costs the same on \(breakEven.replicas) replica\(breakEven.replicas == 1 ? "" : "s") as on the API; more volume favours self-hosting.")
+            lines.append("Break-even: the same mix at \(number(breakEven.factor, 2)) × this volume (\(Int(breakEven.requestsPerDay.rounded(.up))) requests a day) costs the same on \(breakEven.replicas) replica\(breakEven.replicas == 1 ? "" : "s") as on the API; more volume favours self-hosting.")
         } else {
             lines.append("Break-even: none at any volume: a fully used replica costs more than the API charges for the traffic it would carry.")
         }
