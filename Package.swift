@@ -69,7 +69,7 @@ let package = Package(
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
-            resources: [.copy("Resources/prices.json"), .copy("Resources/router-default.json"), .copy("Resources/dashboard")],
+            resources: [.copy("Resources/prices.json"), .copy("Resources/economics.json"), .copy("Resources/router-default.json"), .copy("Resources/dashboard")],
             swiftSettings: swiftSettings
         ),
         .executableTarget(

@@ -35,6 +35,7 @@ public enum StartupError: Error, CustomStringConvertible {
     case badWebhookURL(String)
     case routerWeights(route: String, detail: String)
     case deploymentsDisagree(model: String, field: String)
+    case economics(String)
 
     public var description: String {
         switch self {
@@ -44,6 +45,7 @@ public enum StartupError: Error, CustomStringConvertible {
         case .catalogue(let message): "the price catalogue shipped with Tollgate is broken: \(message)"
         case .badWebhookURL(let url): "webhooks.url '\(url)' is not an http(s) URL with a host"
         case .routerWeights(let route, let detail): "routes.\(route).weights: \(detail)"
+        case .economics(let message): "economics data: \(message)"
         case .deploymentsDisagree(let model, let field):
             "the deployments of model '\(model)' differ in \(field): entries sharing a name are one model, billed and routed alike (give them the same \(field), or different names behind a loadbalance route)"
         }
@@ -73,6 +75,7 @@ public enum GatewayServer {
         if let database = options.database ?? environment["TOLLGATE_DB"] { config.database.url = database }
 
         let catalog = try loadCatalog()
+        let economics = try loadEconomics(file: config.economicsFile)
         let deployments = try buildDeployments(config: config, catalog: catalog, demo: options.demo,
                                                useEnvironmentProviders: options.configPath == nil, environment: environment,
                                                logger: logger)
@@ -132,7 +135,7 @@ public enum GatewayServer {
                                         settings: ForecastSettings(windowDays: config.forecasts.windowDays), logger: logger)
         let admin = AdminAPI(store: store, keys: keys, budgets: budgets, forecasts: forecasts, clock: clock, models: gateway.models,
                              health: gateway.health, calibrations: gateway.calibrations, ledger: ledger, adminKey: adminKey,
-                             databaseKind: location.kind, traffic: gateway.traffic)
+                             databaseKind: location.kind, traffic: gateway.traffic, economics: economics)
         try admin.loadKeys()
         #if os(Linux)
         // Loading keys and budgets leaves freed rows and arrays in malloc's arenas: give that memory back.
@@ -239,6 +242,26 @@ public enum GatewayServer {
             return try PriceCatalog.parse(json: Array(try Data(contentsOf: url)))
         } catch {
             throw StartupError.catalogue("\(error)")
+        }
+    }
+
+    /// The shipped `economics.json`, with the config's `economics.file` laid over it.
+    public static func loadEconomics(file: String?) throws -> EconomicsData {
+        guard let url = Bundle.module.url(forResource: "economics", withExtension: "json") else {
+            throw StartupError.economics("economics.json is missing from the bundle")
+        }
+        do {
+            let shipped = try EconomicsData.parse(json: try Data(contentsOf: url), origin: "economics.json (shipped)")
+            guard let file else { return shipped }
+            let text: Data
+            do {
+                text = try Data(contentsOf: URL(fileURLWithPath: file))
+            } catch {
+                throw StartupError.economics("cannot read economics.file \(file): \(error.localizedDescription)")
+            }
+            return shipped.overlaid(with: try EconomicsOverlay.parse(json: text, origin: file))
+        } catch let error as EconomicsDataError {
+            throw StartupError.economics("\(error)")
         }
     }
 

@@ -143,6 +143,54 @@ extension PostgresStore {
 
     static let usagePageRows = 10_000
 
+    /// Pages of `usageSampleBatch` rows on the time index, each starting after the last row of the one before,
+    /// in one repeatable-read transaction: one snapshot of the ledger however long the caller takes, and a
+    /// few megabytes in flight at most.
+    public func forEachUsageSample(model: String, from: Date, to: Date, _ body: (LedgerUsageSample) throws -> Void) throws {
+        try pool.transaction { session in
+            try session.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            var after: (Int64, String)?
+            while true {
+                let end = to.epochMilliseconds
+                let query: PostgresQuery
+                if let last = after {
+                    query = """
+                        SELECT id, created_at, latency_ms, input_tokens, cached_input_tokens, cache_write_tokens, cache_write_1h_tokens,
+                               output_tokens, reasoning_tokens, cost_nanos
+                        FROM requests WHERE (created_at, id) > (\(last.0), \(last.1)) AND created_at < \(end)
+                          AND (model = \(model) OR route = \(model))
+                        ORDER BY created_at, id LIMIT \(unescaped: String(Self.usageSampleBatch))
+                        """
+                } else {
+                    query = """
+                        SELECT id, created_at, latency_ms, input_tokens, cached_input_tokens, cache_write_tokens, cache_write_1h_tokens,
+                               output_tokens, reasoning_tokens, cost_nanos
+                        FROM requests WHERE created_at >= \(from.epochMilliseconds) AND created_at < \(end)
+                          AND (model = \(model) OR route = \(model))
+                        ORDER BY created_at, id LIMIT \(unescaped: String(Self.usageSampleBatch))
+                        """
+                }
+                let rows = try session.query(query)
+                for row in rows {
+                    try body(LedgerUsageSample(
+                        startMilliseconds: try row.get("created_at"), latencyMilliseconds: Int(try row.get("latency_ms", as: Int64.self)),
+                        usage: Usage(inputTokens: Int(try row.get("input_tokens", as: Int64.self)),
+                                     cachedInputTokens: Int(try row.get("cached_input_tokens", as: Int64.self)),
+                                     cacheWriteTokens: Int(try row.get("cache_write_tokens", as: Int64.self)),
+                                     cacheWrite1hTokens: Int(try row.get("cache_write_1h_tokens", as: Int64.self)),
+                                     outputTokens: Int(try row.get("output_tokens", as: Int64.self)),
+                                     reasoningTokens: Int(try row.get("reasoning_tokens", as: Int64.self))),
+                        cost: Nanodollars(try row.get("cost_nanos"))))
+                }
+                guard rows.count == Self.usageSampleBatch, let last = rows.last else { break }
+                after = (try last.get("created_at", as: Int64.self), try last.get("id", as: String.self))
+            }
+        }
+    }
+
+    /// Rows per page.
+    static let usageSampleBatch = 10_000
+
     /// The same groups as the SQLite store: a request counts once under each distinct tag it carries,
     /// untagged requests in no tag group; for the other groupings, requests without the value form the
     /// `nil` group.

@@ -565,6 +565,25 @@ public final class SQLiteStore: Store {
         return LedgerPage(fetched: fetched, limit: limit)
     }
 
+    /// Through a cursor on the time index, so that rows are decoded as they are read.
+    public func forEachUsageSample(model: String, from: Date, to: Date, _ body: (LedgerUsageSample) throws -> Void) throws {
+        try database.read { db in
+            let cursor = try Row.fetchCursor(db, sql: """
+                SELECT created_at, latency_ms, input_tokens, cached_input_tokens, cache_write_tokens, cache_write_1h_tokens,
+                       output_tokens, reasoning_tokens, cost_nanos
+                FROM requests WHERE created_at >= ? AND created_at < ? AND (model = ? OR route = ?)
+                ORDER BY created_at, id
+                """, arguments: [from.epochMilliseconds, to.epochMilliseconds, model, model])
+            while let row = try cursor.next() {
+                try body(LedgerUsageSample(
+                    startMilliseconds: row[0], latencyMilliseconds: row[1],
+                    usage: Usage(inputTokens: row[2], cachedInputTokens: row[3], cacheWriteTokens: row[4], cacheWrite1hTokens: row[5],
+                                 outputTokens: row[6], reasoningTokens: row[7]),
+                    cost: Nanodollars(row[8])))
+            }
+        }
+    }
+
     public func spend(_ query: SpendQuery) throws -> [SpendRow] {
         SpendRollups.spendRows(try rollups(RollupQuery(dimensions: [SpendRollups.dimension(query.groupBy)], from: query.from,
                                                        to: query.to, utcOffsetSeconds: query.utcOffsetSeconds)))

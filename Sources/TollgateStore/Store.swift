@@ -147,6 +147,11 @@ public protocol Store: Sendable {
     /// Every ledger row in `[from, to)` as the usage report reads it, oldest first (by time, then id), one at a
     /// time: sessions are inferred from them in that order (`UsageAggregator`).
     func forEachUsageEvent(from: Date?, to: Date?, _ body: (UsageEvent) throws -> Void) throws
+
+    /// Every ledger row that started in `[from, to)` and was served by `model` (or asked for the route of that
+    /// name), oldest first, one at a time: a month of a million rows is never held at once. What the self-host
+    /// estimate reads.
+    func forEachUsageSample(model: String, from: Date, to: Date, _ body: (LedgerUsageSample) throws -> Void) throws
     /// Totals from the per-day rollups kept with the ledger (exact at any instant: see `RollupQuery`), most
     /// spent first.
     func rollups(_ query: RollupQuery) throws -> [RollupRow]

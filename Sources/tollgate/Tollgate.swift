@@ -12,7 +12,7 @@ struct Tollgate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tollgate",
         abstract: "A self-hosted LLM gateway: virtual keys, exact cost, budgets and a ledger.",
-        subcommands: [Serve.self, Teams.self, Users.self, Keys.self, Budgets.self, Spend.self, UsageCommand.self, Requests.self, RouteEval.self,
+        subcommands: [Serve.self, Teams.self, Users.self, Keys.self, Budgets.self, Spend.self, UsageCommand.self, Requests.self, Economics.self, RouteEval.self,
                       Database.self, AdminKey.self])
 }
 
@@ -46,13 +46,14 @@ struct AdminConnection: ParsableArguments {
     }
 
     /// Sends one admin request; on an error answer, prints the gateway's message and exits non-zero.
-    func call(_ method: String, _ path: String, body: [String: Any]? = nil) async throws -> (Data, [String: Any]) {
+    func call(_ method: String, _ path: String, body: [String: Any]? = nil, timeout: TimeInterval = 60) async throws -> (Data, [String: Any]) {
         guard let adminKey = ProcessInfo.processInfo.environment["TOLLGATE_ADMIN_KEY"], !adminKey.isEmpty else {
             throw ValidationError("Set TOLLGATE_ADMIN_KEY to the gateway's admin key.")
         }
         guard let endpoint = URL(string: baseURL + path) else { throw ValidationError("Bad URL: \(baseURL + path)") }
         var request = URLRequest(url: endpoint)
         request.httpMethod = method
+        request.timeoutInterval = timeout
         request.setValue("Bearer " + adminKey, forHTTPHeaderField: "Authorization")
         if let body {
             request.setValue("application/json", forHTTPHeaderField: "Content-Type")
@@ -491,6 +492,138 @@ struct AdminKey: ParsableCommand {
                     (a gateway started with TOLLGATE_ADMIN_KEY set keeps that key until it is restarted without it).
                     """)
             }
+        }
+    }
+}
+
+struct Economics: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "What the ledger's traffic would cost another way.",
+        subcommands: [SelfHost.self, ImportVLLM.self])
+
+    struct SelfHost: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "self-host",
+            abstract: "Would serving this model's traffic on GPUs of your own be cheaper? Sized from the ledger.")
+
+        @Option(help: "The ledger's model (or route) whose traffic to size.") var model: String
+        @Option(name: .customLong("as"), help: "The open model to size (default: --model itself).") var openModel: String?
+        @Option(help: "GPU type, e.g. h100.") var gpu: String
+        @Option(help: "on-demand, 1-year, 3-year, spot or owned (default: on-demand); the cheapest offer of it.") var provisioning: String?
+        @Option(help: "Only throughput points of this engine (e.g. vllm, tensorrt-llm).") var engine: String?
+        @Option(help: "From (inclusive): a date or an RFC 3339 time (default: 30 days before --to).") var from: String?
+        @Option(help: "To (exclusive): a date or an RFC 3339 time (default: now).") var to: String?
+        @OptionGroup var connection: AdminConnection
+
+        func run() async throws {
+            var query = ["model": model, "gpu": gpu]
+            query["as"] = openModel
+            query["provisioning"] = provisioning
+            query["engine"] = engine
+            query["from"] = from
+            query["to"] = to
+            let text = query.sorted { $0.key < $1.key }
+                .map { "\($0.key)=\($0.value.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? $0.value)" }
+                .joined(separator: "&")
+            // A month of a busy model is a scan of millions of ledger rows.
+            let (data, object) = try await connection.call("GET", "/admin/economics/self-host?" + text, timeout: 600)
+            if connection.json {
+                Swift.print(String(decoding: data, as: UTF8.self))
+                return
+            }
+            func money(_ field: String) -> String { (object[field] as? String).map { "$" + $0 } ?? "-" }
+            func value(_ field: String) -> String { AdminConnection.text(object[field]) }
+            let window = object["window"] as? [String: Any] ?? [:]
+            let load = object["load"] as? [String: Any] ?? [:]
+            let utilisation = (object["utilisation"] as? NSNumber).map { String(format: "%.1f %%", $0.doubleValue * 100) } ?? "-"
+            let offer = object["offer"] as? [String: Any] ?? [:]
+            Swift.print("Self-hosting \(value("as")) on \(value("gpu")) for the traffic of \(value("model")), \(AdminConnection.text(window["from"])) to \(AdminConnection.text(window["to"]))")
+            let rows: [[String]] = [
+                ["requests", value("requests")],
+                ["API cost (ledger)", money("api_cost_usd")],
+                ["API cost re-priced today", money("api_cost_repriced_usd")],
+                ["hosted \(value("as")) (cheapest)", money("hosted_cost_usd")],
+                ["self-host cost", money("self_host_cost_usd")],
+                ["  GPUs, idle hours billed", money("gpu_cost_usd")],
+                ["  operations", money("operations_cost_usd")],
+                ["GPU offer", "\(AdminConnection.text(offer["provider"])) \(value("provisioning")), $\(AdminConnection.text(offer["usd_per_gpu_hour"]))/GPU-hour"],
+                ["replicas × GPUs", "\(value("replicas")) × \(value("gpus_per_replica")) = \(value("gpus"))"],
+                ["load p95 / peak / mean (replicas)", [load["p95"], load["peak"], load["mean"]].map { ($0 as? NSNumber).map { String(format: "%.3f", $0.doubleValue) } ?? "-" }.joined(separator: " / ")],
+                ["utilisation", utilisation],
+                ["break-even vs API (requests/day)", value("break_even_requests_per_day")],
+                ["break-even vs hosted (requests/day)", value("break_even_vs_hosted_requests_per_day")],
+            ]
+            for line in TerminalText.table(rows) { Swift.print(line) }
+            let buckets = object["buckets"] as? [[String: Any]] ?? []
+            if !buckets.isEmpty {
+                Swift.print("")
+                let header = ["input", "cached", "output", "requests", "req/s per replica", "interpolation"]
+                let lines = buckets.map { bucket in
+                    [AdminConnection.text(bucket["input_tokens"]), AdminConnection.text(bucket["cached_tokens"]),
+                     AdminConnection.text(bucket["output_tokens"]), AdminConnection.text(bucket["requests"]),
+                     (bucket["requests_per_second_per_replica"] as? NSNumber).map { String(format: "%.3f", $0.doubleValue) } ?? "-",
+                     AdminConnection.text(bucket["interpolation"])]
+                }
+                for line in TerminalText.table([header] + lines) { Swift.print(line) }
+            }
+            Swift.print("\nAssumptions:")
+            for line in object["assumptions"] as? [String] ?? [] { Swift.print("- " + line) }
+        }
+    }
+
+    struct ImportVLLM: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "import-vllm",
+            abstract: "Add the results of `vllm bench serve --save-result` to an economics file as throughput points.")
+
+        @Argument(help: "Result JSON files.") var files: [String]
+        @Option(help: "The economics file to write (created, or updated by id); name it in tollgate.yaml as economics: { file: … }.")
+        var out: String
+        @Option(help: "The model served (default: the result's model_id).") var model: String?
+        @Option(help: "GPU type, e.g. h100.") var gpu: String
+        @Option(help: "GPUs per replica (the tensor-parallel size).") var gpus = 1
+        @Option(help: "Weights' precision, e.g. bf16 or fp8.") var precision: String
+        @Option(help: "vLLM's version, e.g. 0.11.0.") var engineVersion: String
+        @Option(help: "The day the benchmark ran, YYYY-MM-DD (default: today, UTC).") var checked: String?
+
+        func run() throws {
+            let day = checked ?? Date().formatted(Date.ISO8601FormatStyle(timeZone: TimeZone(identifier: "UTC")!).year().month().day())
+            var document: [String: Any] = [:]
+            if FileManager.default.fileExists(atPath: out) {
+                let existing = try Data(contentsOf: URL(fileURLWithPath: out))
+                do {
+                    _ = try EconomicsOverlay.parse(json: existing, origin: out)
+                } catch {
+                    throw ValidationError("\(error)")
+                }
+                document = (try JSONSerialization.jsonObject(with: existing) as? [String: Any]) ?? [:]
+            }
+            var rows = document["throughput"] as? [[String: Any]] ?? []
+            let setup = VLLMBenchmark.Setup(model: model, gpu: gpu, gpus: gpus, precision: precision, engineVersion: engineVersion)
+            for file in files {
+                let data = try Data(contentsOf: URL(fileURLWithPath: file))
+                let base = URL(fileURLWithPath: file).deletingPathExtension().lastPathComponent
+                let point: ThroughputPoint
+                do {
+                    point = try VLLMBenchmark.point(json: data, origin: file, id: "vllm-\(base)", setup: setup, checked: day)
+                } catch {
+                    throw ValidationError("\(error)")
+                }
+                rows.removeAll { $0["id"] as? String == point.id }
+                rows.append(point.fileObject)
+                Swift.print("\(point.id): \(point.model), \(Int(point.inputTokens)) in / \(Int(point.outputTokens)) out, "
+                    + "\(String(format: "%.3f", point.requestsPerSecond)) req/s, \(String(format: "%.1f", point.outputTokensPerSecond)) output tokens/s, "
+                    + (point.at == .latencyTarget ? "serving point (\(point.latencyTarget ?? "latencies as measured"))" : "maximum throughput"))
+            }
+            document["throughput"] = rows
+            let text = try JSONSerialization.data(withJSONObject: document, options: [.prettyPrinted, .sortedKeys])
+            do {
+                _ = try EconomicsOverlay.parse(json: text, origin: out)
+            } catch {
+                throw ValidationError("\(error)")
+            }
+            try text.write(to: URL(fileURLWithPath: out))
+            Swift.print("wrote \(rows.count) throughput point\(rows.count == 1 ? "" : "s") to \(out)")
         }
     }
 }

@@ -26,7 +26,7 @@ final class AdminHarness {
                              clock: GatewayClock(adjustable: false), models: ModelRegistry([]), health: DeploymentHealth(),
                              calibrations: RouterCalibrations(routes: []), ledger: ledger,
                              adminKey: AdminCredential(fixed: Self.adminKey), databaseKind: "sqlite",
-                             traffic: TrafficLog(logger: Logger(label: "test")))
+                             traffic: TrafficLog(logger: Logger(label: "test")), economics: try GatewayServer.loadEconomics(file: nil))
         let router = Router(context: BasicRequestContext.self)
         admin.addRoutes(to: router)
         responder = router.buildResponder()

@@ -234,9 +234,10 @@ struct ConfigTests {
 
     @Test("every refusal names file, line, field and what was wrong", arguments: [
         // unknown keys
-        ("modles: []", #"tollgate.yaml:1: modles: unknown key (expected one of server, database, ledger, models, routes, budgets, rate_limits, webhooks, forecasts, metrics, log)"#),
+        ("modles: []", #"tollgate.yaml:1: modles: unknown key (expected one of server, database, ledger, models, routes, budgets, rate_limits, webhooks, forecasts, metrics, log, economics)"#),
         ("metrics: { public: true, labels: [user] }", #"tollgate.yaml:1: metrics.labels: unknown key (expected one of enabled, public, per_user)"#),
         ("metrics:\n  public: yes", #"tollgate.yaml:2: metrics.public: expected true or false, got "yes""#),
+        ("economics: { path: x.json }", #"tollgate.yaml:1: economics.path: unknown key (expected one of file)"#),
         ("forecasts: { window_days: 14, every_ms: 1000 }", #"tollgate.yaml:1: forecasts.every_ms: unknown key (expected one of window_days, check_ms)"#),
         ("forecasts: { window_days: 2 }", #"tollgate.yaml:1: forecasts.window_days: expected an integer from 3 to 366, got "2""#),
         ("server:\n  host: 0.0.0.0\n  prot: 4001", #"tollgate.yaml:3: server.prot: unknown key (expected one of host, port, max_body_bytes, timeouts, request_head_timeout_ms)"#),

@@ -77,6 +77,10 @@ private final class FlakyStore: Store {
     func forEachUsageEvent(from: Date?, to: Date?, _ body: (UsageEvent) throws -> Void) throws {
         try inner.forEachUsageEvent(from: from, to: to, body)
     }
+
+    func forEachUsageSample(model: String, from: Date, to: Date, _ body: (LedgerUsageSample) throws -> Void) throws {
+        try inner.forEachUsageSample(model: model, from: from, to: to, body)
+    }
     func ledgerPage(limit: Int, cursor: String?, filter: LedgerFilter) throws -> LedgerPage { try inner.ledgerPage(limit: limit, cursor: cursor, filter: filter) }
     func acquireLease(budgetID: String, windowStart: Date, instance: String, limit: Int64, want: Int64, minimum: Int64,
                       expiresAt: Date) throws -> LeaseGrant {

@@ -57,6 +57,7 @@ struct AdminAPI: Sendable {
     let adminKey: AdminCredential
     let databaseKind: String
     let traffic: TrafficLog
+    let economics: EconomicsData
 
     var access: AdminAccess { AdminAccess(adminKey: adminKey, keys: keys, clock: clock) }
 
@@ -143,6 +144,7 @@ struct AdminAPI: Sendable {
         addBudgetRoutes(to: admin)
         addForecastRoutes(to: admin)
         addUsageRoutes(to: admin)
+        addEconomicsRoutes(to: admin)
         admin.get("deployments") { _, _ in
             AdminAPI.json(.object([("data", .array(self.deploymentsView()))]))
         }

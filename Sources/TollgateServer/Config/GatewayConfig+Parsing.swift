@@ -39,7 +39,7 @@ extension GatewayConfig {
 
     init(_ document: ConfigNode) throws(ConfigError) {
         let sections = try document.mapping(allowing: [
-            "server", "database", "ledger", "models", "routes", "budgets", "rate_limits", "webhooks", "forecasts", "metrics", "log",
+            "server", "database", "ledger", "models", "routes", "budgets", "rate_limits", "webhooks", "forecasts", "metrics", "log", "economics",
         ])
         self.init()
         if let node = sections["server"] { server = try ServerSettings(node) }
@@ -47,6 +47,9 @@ extension GatewayConfig {
         if let node = sections["ledger"] { ledger = try LedgerSettings(node) }
         if let node = sections["forecasts"] { forecasts = try ForecastConfig(node) }
         if let node = sections["metrics"] { metrics = try MetricsConfig(node) }
+        if let node = sections["economics"] {
+            economicsFile = try node.mapping(allowing: ["file"]).required("file").nonEmptyText()
+        }
         if let node = sections["log"] {
             let fields = try node.mapping(allowing: ["format", "level"])
             log = LogSettings(format: try fields.choice("format") ?? .text, level: try fields.choice("level"))

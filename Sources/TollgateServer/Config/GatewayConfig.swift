@@ -17,6 +17,9 @@ public struct GatewayConfig: Hashable, Sendable {
     public var forecasts: ForecastConfig
     public var metrics: MetricsConfig
     public var log: LogSettings
+    /// `economics: { file: PATH }`: an economics file laid over the shipped `economics.json` (GPU offers,
+    /// throughput points, hosted prices, operations); a relative path is from the working directory.
+    public var economicsFile: String?
 
     public init(server: ServerSettings = ServerSettings(), database: DatabaseSettings = DatabaseSettings(),
                 ledger: LedgerSettings = LedgerSettings(), models: [ModelConfig] = [], routes: [RouteConfig] = [],
