@@ -39,13 +39,14 @@ extension GatewayConfig {
 
     init(_ document: ConfigNode) throws(ConfigError) {
         let sections = try document.mapping(allowing: [
-            "server", "database", "ledger", "models", "routes", "budgets", "rate_limits", "webhooks", "forecasts", "log",
+            "server", "database", "ledger", "models", "routes", "budgets", "rate_limits", "webhooks", "forecasts", "log", "tracing",
         ])
         self.init()
         if let node = sections["server"] { server = try ServerSettings(node) }
         if let node = sections["database"] { database = try DatabaseSettings(node) }
         if let node = sections["ledger"] { ledger = try LedgerSettings(node) }
         if let node = sections["forecasts"] { forecasts = try ForecastConfig(node) }
+        if let node = sections["tracing"] { tracing = try TracingConfig(node) }
         if let node = sections["log"] {
             let fields = try node.mapping(allowing: ["format", "level"])
             log = LogSettings(format: try fields.choice("format") ?? .text, level: try fields.choice("level"))
@@ -122,6 +123,34 @@ extension GatewayConfig.ForecastConfig {
         self.init()
         windowDays = try fields.integer("window_days", in: 3...366) ?? windowDays
         checkMs = try fields.integer("check_ms", in: 100...86_400_000) ?? checkMs
+    }
+}
+
+extension GatewayConfig.TracingConfig {
+    static let keys = ["endpoint", "protocol", "headers", "service_name", "sample_ratio", "flush_ms", "timeout_ms", "max_queue"]
+
+    init(_ node: ConfigNode) throws(ConfigError) {
+        let fields = try node.mapping(allowing: Self.keys)
+        self.init(endpoint: try fields.required("endpoint").httpURL())
+        wireProtocol = try fields.choice("protocol") ?? wireProtocol
+        if let node = fields["headers"] {
+            for (name, value) in try node.entries() {
+                // The exporter writes them into each request's head as they are.
+                guard !name.isEmpty, name.utf8.allSatisfy({ $0 > 32 && $0 < 127 && $0 != UInt8(ascii: ":") }) else {
+                    throw value.failure("not a valid header name")
+                }
+                let text = try value.text()
+                guard !text.utf8.contains(where: { $0 == 10 || $0 == 13 || $0 == 0 }) else {
+                    throw value.failure("a header value cannot hold a line break")
+                }
+                headers[name] = text
+            }
+        }
+        serviceName = try fields["service_name"]?.nonEmptyText() ?? serviceName
+        sampleRatio = try fields.fraction("sample_ratio") ?? sampleRatio
+        flushMs = try fields.integer("flush_ms", in: 10...60_000) ?? flushMs
+        timeoutMs = try fields.integer("timeout_ms", in: 100...300_000) ?? timeoutMs
+        maxQueue = try fields.integer("max_queue", in: 1...1_000_000) ?? maxQueue
     }
 }
 

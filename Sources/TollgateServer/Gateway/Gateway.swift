@@ -28,9 +28,12 @@ final class Gateway: Sendable {
     let settings: ProxySettings
     let logger: Logger
     let traffic: TrafficLog
+    /// `nil` when the config has no `tracing` section.
+    let tracer: RequestTracer?
 
     init(models: ModelRegistry, keys: KeyIndex, admission: Admission, budgets: BudgetLedger, clock: GatewayClock, ledger: LedgerWriter, pools: UpstreamPools, settings: ProxySettings,
-         logger: Logger) {
+         logger: Logger, tracer: RequestTracer? = nil) {
+        self.tracer = tracer
         self.models = models
         self.calibrations = RouterCalibrations(routes: models.routes.values)
         self.keys = keys
