@@ -4,8 +4,6 @@ one on to the upstream; the span's GenAI attributes and cost are the ledger row'
 is exported and no trace header reaches the upstream."""
 from __future__ import annotations
 
-import json
-import os
 import secrets
 import signal
 import time
