@@ -1,6 +1,5 @@
 """Processes of the benchmark: tools, the fake upstream, nginx, Tollgate; and what /proc says about them."""
-import threading
-import json, os, resource, shutil, signal, socket, subprocess, time, urllib.request
+import json, os, resource, shutil, signal, socket, subprocess, sys, threading, time, urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HERE = os.path.join(ROOT, "bench")
@@ -84,6 +83,13 @@ class Processes:
 def start_fakeup(procs, tools, name, port, chunks=50, pace_us=2000, threads=2):
     proc = procs.start(name, [tools["fakeup"], "--port", str(port), "--threads", str(threads),
                               "--chunks", str(chunks), "--pace-us", str(pace_us)])
+    wait_port(port, proc=proc)
+    return proc
+
+
+def start_otlp_sink(procs, port):
+    """bench/otlp_sink.py: a trace collector that counts what it receives and keeps nothing."""
+    proc = procs.start("otlp-sink", [sys.executable, os.path.join(HERE, "otlp_sink.py"), str(port)])
     wait_port(port, proc=proc)
     return proc
 

@@ -1,7 +1,7 @@
 """Medians of the rounds, what each setup adds over direct and costs beside nginx, and the report files."""
 import json, os, statistics, time
 
-SETUP_ORDER = ["direct", "nginx", "tollgate", "tollgate+budgets", "tollgate+auto", "tollgate+budgets@pg"]
+SETUP_ORDER = ["direct", "nginx", "tollgate", "tollgate+budgets", "tollgate+auto", "tollgate+tracing", "tollgate+budgets@pg"]
 MEDIAN_FIELDS = ["rps", "p50_ms", "p90_ms", "p99_ms", "ttft_p50_ms", "ttft_p90_ms", "ttft_p99_ms", "cpu_us_per_request",
                  "peak_rss_mb", "upstream_cpu_us_per_request", "rate_sent", "send_lag_p50_ms", "send_lag_p99_ms",
                  "upstream_late_p99_us", "db_round_trips_per_request"]

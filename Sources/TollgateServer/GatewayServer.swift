@@ -122,6 +122,11 @@ public enum GatewayServer {
                 flush.recordNanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
             }
         }
+        let tracer = try config.tracing.map { settings in
+            let tracer = try RequestTracer(settings, logger: logger)
+            logger.info("traces of /v1 requests exported to \(settings.tracesURL) (\(settings.wireProtocol.rawValue))")
+            return tracer
+        }
         let gateway = Gateway(
             models: ModelRegistry(deployments, routes: config.routes, routers: try loadRouters(config.routes)), keys: keys, admission: Admission(configured: rateLimits), budgets: budgets, clock: clock,
             ledger: ledger, pools: pools,
@@ -129,7 +134,7 @@ public enum GatewayServer {
                 maxBodyBytes: config.server.maxBodyBytes,
                 idleTimeout: .milliseconds(Int64(config.server.timeouts.idleMs)),
                 requestHeadTimeout: .milliseconds(Int64(config.server.requestHeadTimeoutMs))),
-            logger: logger, metrics: metrics)
+            logger: logger, metrics: metrics, tracer: tracer)
 
         let forecasts = BudgetForecasts(store: store, budgets: budgets, ledger: ledger, webhook: webhook,
                                         settings: ForecastSettings(windowDays: config.forecasts.windowDays), logger: logger)
@@ -175,7 +180,8 @@ public enum GatewayServer {
             eventLoopGroupProvider: .shared(group),
             logger: logger)
 
-        let services: [any Service] = [
+        // Stopped in reverse order: the tracer's exporter last, after the server drained and its last spans ended.
+        let services: [any Service] = (tracer.map { [$0.service] } ?? []) + [
             LedgerService(ledger: ledger),
             ForecastService(forecasts: forecasts, clock: clock, interval: .milliseconds(config.forecasts.checkMs)), app,
         ]

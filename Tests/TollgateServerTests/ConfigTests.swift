@@ -234,10 +234,16 @@ struct ConfigTests {
 
     @Test("every refusal names file, line, field and what was wrong", arguments: [
         // unknown keys
-        ("modles: []", #"tollgate.yaml:1: modles: unknown key (expected one of server, database, ledger, models, routes, budgets, rate_limits, webhooks, forecasts, metrics, log, economics)"#),
+        ("modles: []", #"tollgate.yaml:1: modles: unknown key (expected one of server, database, ledger, models, routes, budgets, rate_limits, webhooks, forecasts, metrics, log, economics, tracing)"#),
         ("metrics: { public: true, labels: [user] }", #"tollgate.yaml:1: metrics.labels: unknown key (expected one of enabled, public, per_user)"#),
         ("metrics:\n  public: yes", #"tollgate.yaml:2: metrics.public: expected true or false, got "yes""#),
         ("economics: { path: x.json }", #"tollgate.yaml:1: economics.path: unknown key (expected one of file)"#),
+        ("tracing:\n  endpoint: http://127.0.0.1:4318\n  sample_rate: 0.5", #"tollgate.yaml:3: tracing.sample_rate: unknown key (expected one of endpoint, protocol, headers, service_name, sample_ratio, flush_ms, timeout_ms, max_queue)"#),
+        ("tracing: { service_name: tollgate }", #"tollgate.yaml:1: tracing: missing required key "endpoint""#),
+        ("tracing: { endpoint: 127.0.0.1:4318 }", #"tollgate.yaml:1: tracing.endpoint: expected an http or https URL with a host, got "127.0.0.1:4318""#),
+        ("tracing: { endpoint: http://c:4318, sample_ratio: 1.5 }", #"tollgate.yaml:1: tracing.sample_ratio: expected a number from 0 to 1, got "1.5""#),
+        ("tracing: { endpoint: http://c:4318, protocol: grpc }", #"tollgate.yaml:1: tracing.protocol: expected one of http/protobuf, http/json, got "grpc""#),
+        ("tracing:\n  endpoint: http://c:4318\n  headers: { \"bad name\": x }", #"tollgate.yaml:3: tracing.headers.bad name: not a valid header name"#),
         ("forecasts: { window_days: 14, every_ms: 1000 }", #"tollgate.yaml:1: forecasts.every_ms: unknown key (expected one of window_days, check_ms)"#),
         ("forecasts: { window_days: 2 }", #"tollgate.yaml:1: forecasts.window_days: expected an integer from 3 to 366, got "2""#),
         ("server:\n  host: 0.0.0.0\n  prot: 4001", #"tollgate.yaml:3: server.prot: unknown key (expected one of host, port, max_body_bytes, timeouts, request_head_timeout_ms)"#),

@@ -39,7 +39,7 @@ extension GatewayConfig {
 
     init(_ document: ConfigNode) throws(ConfigError) {
         let sections = try document.mapping(allowing: [
-            "server", "database", "ledger", "models", "routes", "budgets", "rate_limits", "webhooks", "forecasts", "metrics", "log", "economics",
+            "server", "database", "ledger", "models", "routes", "budgets", "rate_limits", "webhooks", "forecasts", "metrics", "log", "economics", "tracing",
         ])
         self.init()
         if let node = sections["server"] { server = try ServerSettings(node) }
@@ -50,6 +50,7 @@ extension GatewayConfig {
         if let node = sections["economics"] {
             economicsFile = try node.mapping(allowing: ["file"]).required("file").nonEmptyText()
         }
+        if let node = sections["tracing"] { tracing = try TracingConfig(node) }
         if let node = sections["log"] {
             let fields = try node.mapping(allowing: ["format", "level"])
             log = LogSettings(format: try fields.choice("format") ?? .text, level: try fields.choice("level"))
@@ -136,6 +137,34 @@ extension GatewayConfig.MetricsConfig {
         enabled = try fields.boolean("enabled") ?? enabled
         isPublic = try fields.boolean("public") ?? isPublic
         perUser = try fields.boolean("per_user") ?? perUser
+    }
+}
+
+extension GatewayConfig.TracingConfig {
+    static let keys = ["endpoint", "protocol", "headers", "service_name", "sample_ratio", "flush_ms", "timeout_ms", "max_queue"]
+
+    init(_ node: ConfigNode) throws(ConfigError) {
+        let fields = try node.mapping(allowing: Self.keys)
+        self.init(endpoint: try fields.required("endpoint").httpURL())
+        wireProtocol = try fields.choice("protocol") ?? wireProtocol
+        if let node = fields["headers"] {
+            for (name, value) in try node.entries() {
+                // The exporter writes them into each request's head as they are.
+                guard !name.isEmpty, name.utf8.allSatisfy({ $0 > 32 && $0 < 127 && $0 != UInt8(ascii: ":") }) else {
+                    throw value.failure("not a valid header name")
+                }
+                let text = try value.text()
+                guard !text.utf8.contains(where: { $0 == 10 || $0 == 13 || $0 == 0 }) else {
+                    throw value.failure("a header value cannot hold a line break")
+                }
+                headers[name] = text
+            }
+        }
+        serviceName = try fields["service_name"]?.nonEmptyText() ?? serviceName
+        sampleRatio = try fields.fraction("sample_ratio") ?? sampleRatio
+        flushMs = try fields.integer("flush_ms", in: 10...60_000) ?? flushMs
+        timeoutMs = try fields.integer("timeout_ms", in: 100...300_000) ?? timeoutMs
+        maxQueue = try fields.integer("max_queue", in: 1...1_000_000) ?? maxQueue
     }
 }
 

@@ -20,12 +20,15 @@ public struct GatewayConfig: Hashable, Sendable {
     /// `economics: { file: PATH }`: an economics file laid over the shipped `economics.json` (GPU offers,
     /// throughput points, hosted prices, operations); a relative path is from the working directory.
     public var economicsFile: String?
+    /// `nil`: no traces, and nothing on the request path.
+    public var tracing: TracingConfig?
 
     public init(server: ServerSettings = ServerSettings(), database: DatabaseSettings = DatabaseSettings(),
                 ledger: LedgerSettings = LedgerSettings(), models: [ModelConfig] = [], routes: [RouteConfig] = [],
                 budgets: [BudgetConfig] = [], rateLimits: [RateLimitConfig] = [], webhooks: WebhookConfig? = nil,
                 forecasts: ForecastConfig = ForecastConfig(), metrics: MetricsConfig = MetricsConfig(),
-                log: LogSettings = LogSettings()) {
+                log: LogSettings = LogSettings(), tracing: TracingConfig? = nil) {
+        self.tracing = tracing
         self.log = log
         self.metrics = metrics
         self.forecasts = forecasts
@@ -171,6 +174,57 @@ extension GatewayConfig {
             self.enabled = enabled
             self.isPublic = isPublic
             self.perUser = perUser
+        }
+    }
+}
+
+// MARK: - tracing
+
+extension GatewayConfig {
+    /// Where and how spans of `/v1` requests are exported (OTLP over HTTP).
+    public struct TracingConfig: Hashable, Sendable {
+        public enum WireProtocol: String, Hashable, Sendable, CaseIterable {
+            case protobuf = "http/protobuf"
+            case json = "http/json"
+        }
+
+        /// The collector: a base URL (`http://127.0.0.1:4318`, spans go to its `/v1/traces`) or, with a
+        /// path, the URL spans are posted to as it is.
+        public var endpoint: String
+        public var wireProtocol: WireProtocol
+        /// Sent with every export (a collector's token, say).
+        public var headers: [String: String]
+        public var serviceName: String
+        /// The share of new traces kept; a client's `traceparent` decides for its own trace (parent-based).
+        public var sampleRatio: Double
+        /// How long finished spans wait to be exported in one batch.
+        public var flushMs: Int
+        public var timeoutMs: Int
+        /// Finished spans held while the collector is slow or away; beyond it they are dropped (and logged).
+        public var maxQueue: Int
+
+        public init(endpoint: String, wireProtocol: WireProtocol = .protobuf, headers: [String: String] = [:],
+                    serviceName: String = "tollgate", sampleRatio: Double = 1, flushMs: Int = 5000, timeoutMs: Int = 10_000,
+                    maxQueue: Int = 2048) {
+            self.endpoint = endpoint
+            self.wireProtocol = wireProtocol
+            self.headers = headers
+            self.serviceName = serviceName
+            self.sampleRatio = sampleRatio
+            self.flushMs = flushMs
+            self.timeoutMs = timeoutMs
+            self.maxQueue = maxQueue
+        }
+
+        /// Where spans are posted: the OTLP/HTTP path appended to a base URL, as the OpenTelemetry
+        /// exporters do with `OTEL_EXPORTER_OTLP_ENDPOINT`.
+        public var tracesURL: String {
+            guard let components = URLComponents(string: endpoint), components.path.isEmpty || components.path == "/" else {
+                return endpoint
+            }
+            var base = Substring(endpoint)
+            while base.hasSuffix("/") { base = base.dropLast() }
+            return base + "/v1/traces"
         }
     }
 }

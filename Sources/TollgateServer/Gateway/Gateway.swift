@@ -30,10 +30,13 @@ final class Gateway: Sendable {
     let traffic: TrafficLog
     /// Prometheus metrics; nil when `metrics.enabled` is false (nothing is counted then).
     let metrics: GatewayMetrics?
+    /// `nil` when the config has no `tracing` section.
+    let tracer: RequestTracer?
 
     init(models: ModelRegistry, keys: KeyIndex, admission: Admission, budgets: BudgetLedger, clock: GatewayClock, ledger: LedgerWriter, pools: UpstreamPools, settings: ProxySettings,
-         logger: Logger, metrics: GatewayMetrics? = nil) {
+         logger: Logger, metrics: GatewayMetrics? = nil, tracer: RequestTracer? = nil) {
         self.metrics = metrics
+        self.tracer = tracer
         self.models = models
         self.calibrations = RouterCalibrations(routes: models.routes.values)
         self.keys = keys

@@ -190,6 +190,8 @@ final class Exchange {
     var idleDeadline: NIODeadline?
     /// The back-off before a route tries the same deployment again.
     var retryTimer: Scheduled<Void>?
+    /// The request's span, while it is open (tracing on).
+    var span: RequestSpan?
 
     init(clientHead: HTTPRequestHead, startedAt: NIODeadline, createdAt: Date) {
         self.id = RequestID.make()
@@ -197,6 +199,12 @@ final class Exchange {
         self.startedAt = startedAt
         self.clientHead = clientHead
         self.tags = Exchange.tags(from: clientHead.headers)
+    }
+
+    deinit {
+        // swift-otel holds every open span until it ends: one whose request left no ledger row (a token count
+        // the gateway estimated) ends with its exchange.
+        span?.endWithoutRecord(requestID: id)
     }
 
     var isSettled: Bool {

@@ -274,6 +274,7 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         guard !gateway.ledger.isBacklogged else {
             return refuse(exchange, .storeUnavailable("the ledger cannot be written and \(gateway.ledger.backlogLimit) rows wait"), record: false)
         }
+        exchange.span = gateway.tracer?.begin(exchange)
         var anthropicFields: AnthropicRequestFields?
         do {
             if exchange.clientFormat == .anthropic {
@@ -482,6 +483,7 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
             let betas = client["anthropic-beta"]
             if !betas.isEmpty { header("anthropic-beta", betas.joined(separator: ",")) }
         }
+        exchange.span?.writeHeaders(into: &head)
         head.writeStaticString("\r\n")
         return head
     }
@@ -1039,6 +1041,7 @@ final class RelayHandler: ChannelDuplexHandler, RemovableChannelHandler, Upstrea
         guard !exchange.isSettled else { return }
         exchange.phase = .settled
         leaveDeployment(exchange)
+        exchange.endSpan(record)
         guard exchange.recordsLedger else { return }
         let tokens = record.usage.totalPromptTokens + record.usage.outputTokens
         if let ticket = exchange.admission {
