@@ -47,10 +47,13 @@ def call(url: str, method: str = "GET", body: dict | None = None) -> tuple[int, 
         return response.status, response.read()
 
 
-def start(binary: str, folder: Path, port: int) -> tuple[subprocess.Popen, float]:
+CONFIG = ("models:\n  - { name: local-llama, provider: openai-compatible, base_url: \"http://127.0.0.1:9/v1\", price: free }\n"
+          "routes:\n  auto: { strategy: fallback, models: [local-llama] }\n")
+
+
+def start(binary: str, folder: Path, port: int, config_text: str = CONFIG) -> tuple[subprocess.Popen, float]:
     config = folder / "tollgate.yaml"
-    config.write_text("models:\n  - { name: local-llama, provider: openai-compatible, base_url: \"http://127.0.0.1:9/v1\", price: free }\n"
-                      "routes:\n  auto: { strategy: fallback, models: [local-llama] }\n")
+    config.write_text(config_text)
     env = {**os.environ, "TOLLGATE_ADMIN_KEY": ADMIN}
     began = time.monotonic()
     proc = subprocess.Popen([binary, "serve", "--config", str(config), "--port", str(port), "--db", f"sqlite:{folder / 'bench.db'}"],
@@ -70,6 +73,21 @@ def stop(proc: subprocess.Popen):
     proc.wait(60)
 
 
+def people(base: str) -> list[dict]:
+    """12 teams of 20 people, each with a key, made through the admin API: the entities seed_ledger writes rows for."""
+    (org,) = [o["id"] for o in json.loads(call(base + "/admin/orgs")[1])["data"]]
+    entities = []
+    for t in range(12):
+        team = json.loads(call(base + "/admin/teams", "POST", {"name": f"team-{t}"})[1])
+        for u in range(20):
+            name = f"user-{t * 20 + u}"
+            user = json.loads(call(base + "/admin/users", "POST", {"name": name, "team": team["name"]})[1])
+            key = json.loads(call(base + "/admin/keys", "POST", {"user": name})[1])
+            entities.append({"user": name, "user_id": user["id"], "team": team["name"], "team_id": team["id"], "org_id": org,
+                             "key_id": key["id"], "weight": 1 + (t * 20 + u) % 7, "agentic": u % 3 != 0})
+    return entities
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--binary", default=str(HERE.parent / ".build" / "release" / "tollgate"))
@@ -81,16 +99,7 @@ def main():
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     proc, _ = start(args.binary, folder, port)
-    (org,) = [o["id"] for o in json.loads(call(base + "/admin/orgs")[1])["data"]]
-    entities = []
-    for t in range(12):
-        team = json.loads(call(base + "/admin/teams", "POST", {"name": f"team-{t}"})[1])
-        for u in range(20):
-            name = f"user-{t * 20 + u}"
-            user = json.loads(call(base + "/admin/users", "POST", {"name": name, "team": team["name"]})[1])
-            key = json.loads(call(base + "/admin/keys", "POST", {"user": name})[1])
-            entities.append({"user": name, "user_id": user["id"], "team": team["name"], "team_id": team["id"], "org_id": org,
-                             "key_id": key["id"], "weight": 1 + (t * 20 + u) % 7, "agentic": u % 3 != 0})
+    entities = people(base)
     for t in range(12):
         call(base + "/admin/budgets", "POST", {"scope": "team", "name": f"team-{t}", "limit_usd": "20000", "period": "month"})
     stop(proc)

@@ -21,7 +21,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "tests" / "e2e"))
 import seed_ledger  # noqa: E402
-from dashboard import ADMIN, call, free_port, stop  # noqa: E402
+from dashboard import ADMIN, call, free_port, people, start as start_gateway, stop  # noqa: E402
 import json  # noqa: E402
 
 # The seeded models at the seed's own prices, so that the ledger's cost can be re-priced at today's.
@@ -33,22 +33,6 @@ CONFIG = """models:
 routes:
   auto: { strategy: fallback, models: [gpt-4o, gpt-4o-mini] }
 """
-
-
-def start(binary: str, folder: Path, port: int):
-    (folder / "tollgate.yaml").write_text(CONFIG)
-    env = {**os.environ, "TOLLGATE_ADMIN_KEY": ADMIN}
-    proc = subprocess.Popen([binary, "serve", "--config", str(folder / "tollgate.yaml"), "--port", str(port),
-                             "--db", f"sqlite:{folder / 'bench.db'}"], env=env, stdout=open(folder / "gateway.log", "ab"),
-                            stderr=subprocess.STDOUT)
-    while True:
-        try:
-            if call(f"http://127.0.0.1:{port}/health")[0] == 200:
-                return proc, 0.0
-        except OSError:
-            if proc.poll() is not None:
-                raise SystemExit(f"the gateway exited: {(folder / 'gateway.log').read_text()[-2000:]}")
-            time.sleep(0.1)
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -67,21 +51,12 @@ def main():
     folder = Path(tempfile.mkdtemp(prefix="tollgate-economics-bench-"))
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    proc, _ = start(args.binary, folder, port)
-    (org,) = [o["id"] for o in json.loads(call(base + "/admin/orgs")[1])["data"]]
-    entities = []
-    for t in range(12):
-        team = json.loads(call(base + "/admin/teams", "POST", {"name": f"team-{t}"})[1])
-        for u in range(20):
-            name = f"user-{t * 20 + u}"
-            user = json.loads(call(base + "/admin/users", "POST", {"name": name, "team": team["name"]})[1])
-            key = json.loads(call(base + "/admin/keys", "POST", {"user": name})[1])
-            entities.append({"user": name, "user_id": user["id"], "team": team["name"], "team_id": team["id"], "org_id": org,
-                             "key_id": key["id"], "weight": 1 + (t * 20 + u) % 7, "agentic": u % 3 != 0})
+    proc, _ = start_gateway(args.binary, folder, port, CONFIG)
+    entities = people(base)
     stop(proc)
     end_ms = (int(time.time() * 1000) // 86_400_000) * 86_400_000  # midnight UTC today: a window of whole days
     totals = seed_ledger.seed(str(folder / "bench.db"), entities, rows=args.rows, end_ms=end_ms, days=30)
-    proc, _ = start(args.binary, folder, port)
+    proc, _ = start_gateway(args.binary, folder, port, CONFIG)
     window = ["--from", time.strftime("%Y-%m-%d", time.gmtime(end_ms / 1000 - 30 * 86400)),
               "--to", time.strftime("%Y-%m-%d", time.gmtime(end_ms / 1000))]
     env = {**os.environ, "TOLLGATE_URL": base, "TOLLGATE_ADMIN_KEY": ADMIN}
